@@ -1,0 +1,193 @@
+"""Columnar reads of a run's window, and the write-back of per-request derived features.
+
+PostgreSQL is read through ADBC straight into Arrow (3.4 M rows/s measured, against 0.27 M for
+``pd.read_sql``); the embedded SQLite store uses ``pd.read_sql``, which is fine at its scale.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pandas as pd
+import sqlalchemy as sa
+
+from sentra_graph.store import schema as t
+from sentra_graph.store.core import StoreCore, as_utc
+
+WINDOW_REQUEST_COLUMNS = [
+    "ts",
+    "account_id",
+    "ip",
+    "api_key_id",
+    "user_agent",
+    "tls_fingerprint",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "status",
+    "markers",
+    "template_id",
+]
+ACCOUNT_COLUMNS = [
+    "account_id",
+    "created_at",
+    "org_id",
+    "email_domain",
+    "payment_fingerprint",
+    "signup_ip",
+    "country",
+    "inferred",
+]
+
+
+class WindowMixin(StoreCore):
+    def data_time_range(self) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """Earliest and latest request time (falls back to account creation times)."""
+        with self.connect() as conn:
+            lo, hi = conn.execute(
+                sa.select(sa.func.min(t.requests.c.ts), sa.func.max(t.requests.c.ts))
+            ).one()
+            if hi is None:
+                lo, hi = conn.execute(
+                    sa.select(
+                        sa.func.min(t.accounts.c.created_at), sa.func.max(t.accounts.c.created_at)
+                    )
+                ).one()
+        return _parse_ts(lo), _parse_ts(hi)
+
+    def read_window(
+        self, start: dt.datetime, end: dt.datetime
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Accounts active or created in ``[start, end)``, and the window's requests.
+
+        Returns ``(accounts, requests)``; ``requests`` has :data:`WINDOW_REQUEST_COLUMNS`
+        (no prompt text: the run works from per-request derived features) sorted by ts.
+        """
+        cols = ", ".join(WINDOW_REQUEST_COLUMNS)
+        req_sql = f"SELECT {cols} FROM requests WHERE ts >= :start AND ts < :end ORDER BY ts"
+        acc_cols = ", ".join(ACCOUNT_COLUMNS)
+        acc_sql = (
+            f"SELECT {acc_cols} FROM accounts WHERE (created_at >= :start AND created_at < :end) "
+            "OR account_id IN (SELECT DISTINCT account_id FROM requests "
+            "WHERE ts >= :start AND ts < :end)"
+        )
+        params = {"start": start, "end": end}
+        if self.is_postgres:
+            requests = self._adbc_frame(req_sql, params)
+            accounts = self._adbc_frame(acc_sql, params)
+        else:
+            with self.connect() as conn:
+                requests = pd.read_sql(sa.text(req_sql), conn, params=_sqlite_params(params))
+                accounts = pd.read_sql(sa.text(acc_sql), conn, params=_sqlite_params(params))
+        requests["ts"] = pd.to_datetime(requests["ts"], utc=True, format="ISO8601")
+        accounts["created_at"] = pd.to_datetime(accounts["created_at"], utc=True, format="ISO8601")
+        accounts["inferred"] = accounts["inferred"].astype(bool)
+        return accounts, requests
+
+    def _adbc_frame(self, sql: str, params: dict) -> pd.DataFrame:
+        import adbc_driver_postgresql.dbapi as adbc
+
+        # ADBC binds positionally ($1, $2, ...); names are replaced in a fixed order.
+        names = sorted(params, key=sql.find)
+        positional = sql
+        for i, name in enumerate(names, start=1):
+            positional = positional.replace(f":{name}", f"${i}")
+        with adbc.connect(self.libpq_url) as conn, conn.cursor() as cur:
+            cur.execute(positional, parameters=tuple(params[n] for n in names))
+            table = cur.fetch_arrow_table()
+        return table.to_pandas()
+
+    # ---- per-request derived features --------------------------------------------------
+    def pending_prompts(self, start: dt.datetime, end: dt.datetime, limit: int) -> pd.DataFrame:
+        """Requests of the window whose template is not assigned yet: request_id, prompt,
+        prompt_embedding (JSON text). At most ``limit`` rows, oldest first."""
+        r = t.requests
+        query = (
+            sa.select(r.c.request_id, r.c.prompt, r.c.prompt_embedding)
+            .where(r.c.template_id.is_(None), r.c.ts >= start, r.c.ts < end)
+            .order_by(r.c.ts)
+            .limit(limit)
+        )
+        with self.connect() as conn:
+            return pd.DataFrame(
+                conn.execute(query).all(), columns=["request_id", "prompt", "prompt_embedding"]
+            )
+
+    def count_pending_prompts(self, start: dt.datetime, end: dt.datetime) -> int:
+        r = t.requests
+        with self.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).where(
+                        r.c.template_id.is_(None), r.c.ts >= start, r.c.ts < end
+                    )
+                ).scalar_one()
+            )
+
+    def sample_prompts(self, start: dt.datetime, end: dt.datetime, n: int) -> pd.DataFrame:
+        """A sample of up to ``n`` window requests with a prompt or embedding (for fitting)."""
+        r = t.requests
+        has_prompt = sa.or_(r.c.prompt.is_not(None), r.c.prompt_embedding.is_not(None))
+        query = (
+            sa.select(r.c.request_id, r.c.prompt, r.c.prompt_embedding)
+            .where(has_prompt, r.c.ts >= start, r.c.ts < end)
+            .order_by(sa.func.random())
+            .limit(n)
+        )
+        with self.connect() as conn:
+            return pd.DataFrame(
+                conn.execute(query).all(), columns=["request_id", "prompt", "prompt_embedding"]
+            )
+
+    def set_template_ids(self, assigned: pd.DataFrame) -> None:
+        """Write ``template_id`` for the given ``request_id`` s (columns of ``assigned``)."""
+        if assigned.empty:
+            return
+        if self.is_postgres:
+            self._pg_set_template_ids(assigned)
+            return
+        rows = [
+            {"rid": rid, "tid": int(tid)}
+            for rid, tid in zip(assigned["request_id"], assigned["template_id"], strict=True)
+        ]
+        stmt = sa.text("UPDATE requests SET template_id = :tid WHERE request_id = :rid")
+        with self.begin() as conn:
+            conn.execute(stmt, rows)
+
+    def _pg_set_template_ids(self, assigned: pd.DataFrame) -> None:
+        buffer = io.StringIO()
+        assigned[["request_id", "template_id"]].to_csv(buffer, index=False, header=False)
+        with self.begin() as conn:
+            raw = conn.connection.driver_connection
+            with raw.cursor() as cur:
+                cur.execute(
+                    "CREATE TEMP TABLE _tpl (request_id text, template_id integer) ON COMMIT DROP"
+                )
+                with cur.copy("COPY _tpl FROM STDIN (FORMAT csv)") as copy:
+                    copy.write(buffer.getvalue())
+                cur.execute(
+                    "UPDATE requests r SET template_id = s.template_id FROM _tpl s "
+                    "WHERE r.request_id = s.request_id"
+                )
+
+
+def _sqlite_params(params: dict) -> dict:
+    """SQLite stores naive UTC text; compare in that form."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, dt.datetime):
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+            out[key] = value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        else:
+            out[key] = value
+    return out
+
+
+def _parse_ts(value: object) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    assert isinstance(value, dt.datetime)
+    return as_utc(value)
