@@ -10,7 +10,10 @@ from __future__ import annotations
 from sentra_graph.store.admin import AdminMixin
 from sentra_graph.store.bulk import BulkMixin
 from sentra_graph.store.core import POSTGRESQL, SQLITE, StoreError, normalise_url
+from sentra_graph.store.explore import ExploreMixin
+from sentra_graph.store.locks import LocksMixin
 from sentra_graph.store.runs import RUN_FAILED, RUN_RUNNING, RUN_SUCCEEDED, RunsMixin
+from sentra_graph.store.source import SourceMixin
 from sentra_graph.store.window import WindowMixin
 
 __all__ = [
@@ -26,7 +29,7 @@ __all__ = [
 ]
 
 
-class Store(BulkMixin, WindowMixin, RunsMixin, AdminMixin):
+class Store(BulkMixin, SourceMixin, WindowMixin, RunsMixin, AdminMixin, ExploreMixin, LocksMixin):
     """Schema, bulk loads, window reads, runs, decisions, feedback and job history."""
 
 
