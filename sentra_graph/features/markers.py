@@ -40,7 +40,8 @@ _PATTERNS = {
         r"assign a (?:score|grade)|reward model|preference (?:label|judgement|judgment)"
     ),
     TOOL: (
-        r"\"?function_call\"?|\btool_calls?\b|<tool_call>|available tools|call the (?:tool|function)|"
+        r"\"?function_call\"?|\btool_calls?\b|<tool_call>|available tools|"
+        r"call the (?:tool|function)|"
         r"json schema|\"parameters\"\s*:|you have access to the following (?:tools|functions)|"
         r"function calling|use the (?:\w+ )?tool"
     ),
