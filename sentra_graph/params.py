@@ -2,6 +2,9 @@
 
 Thresholds that operators set (block/review) live in :mod:`sentra_graph.config`; these are the
 engine's internal parameters, tuned on synthetic scenarios and logged so a run can be reproduced.
+
+>>> EngineParams().cluster.resolution > 0
+True
 """
 
 from __future__ import annotations
@@ -23,9 +26,105 @@ class TemplateParams:
 
 
 @dataclass(frozen=True)
+class BehaviourParams:
+    """Per-account behaviour aggregates and activity histograms."""
+
+    bin_minutes: float = 10.0
+    """Width of the activity bins used for lockstep (timing synchronisation) evidence."""
+
+
+@dataclass(frozen=True)
+class GraphParams:
+    """The account <-> entity graph and its weighted account projection.
+
+    Type weights scale each entity type's contribution to an account pair's link weight;
+    ``rarity_power`` sets how fast a shared entity's weight falls with the number of org units
+    behind it (weight ~ 1 / (units - 1) ** rarity_power); entities behind more than
+    ``max_degree`` accounts link nobody (they say nothing about a pair and cost degree**2).
+    """
+
+    w_payment: float = 1.0
+    w_signup_ip: float = 0.6
+    w_ip: float = 0.6
+    w_prefix: float = 0.25
+    w_device: float = 0.4
+    w_template: float = 0.3
+    w_lockstep: float = 0.8
+    rarity_power: float = 0.5
+    max_degree: int = 800
+    max_pairs: int = 30_000_000
+    """Budget of account pairs the projection may enumerate (the most shared entities go)."""
+    same_org_factor: float = 0.0
+    """Multiplier of links between accounts of the same org (an open relationship)."""
+
+
+@dataclass(frozen=True)
+class LockstepParams:
+    """Lockstep groups: HDBSCAN on reduced per-account activity histograms."""
+
+    min_active_bins: int = 6
+    svd_components: int = 16
+    sample_size: int = 12_000
+    min_cluster_size: int = 5
+    min_samples: int = 5
+    min_sync: float = 0.35
+    """Least mean excess co-activity (cosine above the window's baseline) to keep a group."""
+
+
+@dataclass(frozen=True)
+class ClusterParams:
+    """Community detection on the thresholded account projection."""
+
+    min_edge_weight: float = 0.12
+    resolution: float = 1.0
+    min_split_size: int = 5
+    """Connected components smaller than this are kept whole (Louvain is not run on them)."""
+    networkit_min_nodes: int = 2_000
+    """Components at least this large run networkit PLM; smaller ones networkx Louvain."""
+    min_cluster_size: int = 2
+    """Communities smaller than this are not reported as clusters."""
+    min_jaccard: float = 0.3
+    """Least member overlap with a previous run's cluster to inherit its id."""
+
+
+@dataclass(frozen=True)
+class RiskParams:
+    """Farm and account scoring.
+
+    A farm's evidence channels (payment, network, device, content, timing, sign-up) are each in
+    [0, 1]; sorted strongest first they are combined with ``channel_weights`` so that no single
+    shared attribute can reach the block threshold on its own.
+    """
+
+    channel_weights: tuple[float, ...] = (0.36, 0.32, 0.22, 0.1, 0.05, 0.05)
+    size_half: float = 2.0
+    """Group size factor 1 - exp(-(size - 1) / size_half): pairs and trios count little."""
+    ip_concentration: float = 0.3
+    """Least share of an IP's / device's accounts inside the farm for it to count as shared."""
+    template_min_share: float = 0.3
+    """Least share of a farm's org units using a template for it to count as the farm's."""
+    signup_burst_minutes: float = 60.0
+    behaviour_cap: float = 0.4
+    """Highest score an account reaches from its own behaviour alone (no group)."""
+    weak_member_floor: float = 0.35
+    """An account's score is its farm's score times floor + (1 - floor) * its own evidence."""
+    feedback_pull: float = 0.3
+    """Score added to accounts fully linked to analyst-confirmed farm accounts."""
+    model: str = "transparent"
+    """``transparent`` (weighted evidence) or ``supervised`` (gradient boosting on labels)."""
+    min_labels: int = 20
+    """Least labels per class before the supervised model replaces the transparent score."""
+
+
+@dataclass(frozen=True)
 class EngineParams:
     seed: int = 0
     templates: TemplateParams = field(default_factory=TemplateParams)
+    behaviour: BehaviourParams = field(default_factory=BehaviourParams)
+    graph: GraphParams = field(default_factory=GraphParams)
+    lockstep: LockstepParams = field(default_factory=LockstepParams)
+    cluster: ClusterParams = field(default_factory=ClusterParams)
+    risk: RiskParams = field(default_factory=RiskParams)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -1,0 +1,145 @@
+"""Farm and account scores from channel evidence, and the decisions they lead to.
+
+A farm's channels are the means of its members' channels. They are sorted strongest first and
+combined with decreasing weights (``RiskParams.channel_weights``), so the score is driven by the
+*conjunction* of independent signals: one shared attribute, however strong, stays below review;
+two strong channels reach review, three reach block. The result is scaled by a size factor
+(pairs and trios are families more often than farms) and an org-diversity factor (a group made
+of one org is an open relationship, not a concealed one).
+
+>>> combine(np.array([[1.0, 0.0, 0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]]),
+...         (0.36, 0.32, 0.22, 0.1, 0.05, 0.05)).round(2).tolist()
+[0.36, 0.9]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sentra_graph.params import RiskParams
+from sentra_graph.risk.evidence import CHANNELS
+
+__all__ = [
+    "DECISIONS",
+    "account_scores",
+    "behaviour_score",
+    "combine",
+    "decide",
+    "diversity_factor",
+    "farm_scores",
+    "size_factor",
+]
+
+DECISIONS = ("allow", "review", "block")
+"""Decisions ordered from mildest to harshest."""
+
+
+def combine(channels: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
+    """Weighted sum of each row's channel strengths sorted strongest first, clipped to [0, 1]."""
+    ordered = -np.sort(-channels, axis=1)
+    w = np.zeros(channels.shape[1])
+    w[: min(len(weights), len(w))] = weights[: len(w)]
+    return np.clip(ordered @ w, 0.0, 1.0)
+
+
+def size_factor(size: np.ndarray, half: float) -> np.ndarray:
+    """1 - exp(-(size - 1) / half): 0 for one account, near 1 from about 3 x half.
+
+    >>> size_factor(np.array([1, 2, 5, 20]), 2.0).round(2).tolist()
+    [0.0, 0.39, 0.86, 1.0]
+    """
+    return 1.0 - np.exp(-(np.asarray(size, dtype=np.float64) - 1.0) / half)
+
+
+def diversity_factor(units: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Share of a group's accounts in distinct org units, saturating at one half.
+
+    >>> diversity_factor(np.array([1, 2, 10]), np.array([50, 100, 10])).round(2).tolist()
+    [0.0, 0.02, 1.0]
+    """
+    units = np.asarray(units, dtype=np.float64)
+    size = np.asarray(size, dtype=np.float64)
+    spread = np.divide(units - 1.0, size - 1.0, out=np.zeros(len(size)), where=size > 1)
+    return np.clip(spread / 0.5, 0.0, 1.0)
+
+
+def farm_scores(
+    channels: pd.DataFrame, labels: np.ndarray, units: np.ndarray, params: RiskParams
+) -> pd.DataFrame:
+    """One row per farm: size, units, mean channels, evidence, score (in [0, 1]).
+
+    channels: per account (output of :func:`~sentra_graph.risk.evidence.member_channels`);
+    labels: farm per account (-1 none); units: org unit per account.
+    """
+    members = labels >= 0
+    frame = channels.loc[members, list(CHANNELS)].copy()
+    frame["farm"] = labels[members]
+    frame["unit"] = units[members]
+    grouped = frame.groupby("farm")
+    out = grouped[list(CHANNELS)].mean()
+    out["size"] = grouped.size()
+    out["units"] = grouped["unit"].nunique()
+    out["evidence"] = combine(out[list(CHANNELS)].to_numpy(), params.channel_weights)
+    out["score"] = (
+        out["evidence"]
+        * size_factor(out["size"].to_numpy(), params.size_half)
+        * diversity_factor(out["units"].to_numpy(), out["size"].to_numpy())
+    )
+    return out
+
+
+def behaviour_score(templates: pd.DataFrame, behaviour: pd.DataFrame) -> np.ndarray:
+    """How much an account's own traffic looks like distillation, in [0, 1].
+
+    Distillation markers times template concentration times a volume factor (saturating at
+    1,000 requests in the window).
+    """
+    marker = templates[["cot_rate", "rubric_rate", "tool_rate"]].max(axis=1).to_numpy()
+    concentration = templates["top_template_share"].to_numpy()
+    volume = np.clip(np.log10(np.maximum(behaviour["n_requests"].to_numpy(), 1.0)) / 3.0, 0, 1)
+    return np.clip(marker * (0.5 + 0.5 * concentration) * volume, 0.0, 1.0)
+
+
+def account_scores(
+    channels: pd.DataFrame,
+    labels: np.ndarray,
+    farms: pd.DataFrame,
+    own: np.ndarray,
+    params: RiskParams,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-account score and membership strength.
+
+    A member's score is its farm's score scaled by how much of the farm's evidence it carries
+    itself (``weak_member_floor`` + the rest in proportion); ``own`` behaviour alone reaches at
+    most ``behaviour_cap``.
+    """
+    n = len(labels)
+    members = labels >= 0
+    mine = combine(channels[list(CHANNELS)].to_numpy(), params.channel_weights)
+    strength = np.zeros(n)
+    score = np.zeros(n)
+    if members.any():
+        farm_evidence = farms["evidence"].reindex(labels[members]).to_numpy()
+        farm_score = farms["score"].reindex(labels[members]).to_numpy()
+        strength[members] = np.clip(
+            np.divide(
+                mine[members], farm_evidence, out=np.zeros(members.sum()), where=farm_evidence > 0
+            ),
+            0.0,
+            1.0,
+        )
+        floor = params.weak_member_floor
+        score[members] = farm_score * (floor + (1.0 - floor) * strength[members])
+    score = np.maximum(score, params.behaviour_cap * own)
+    return np.clip(score, 0.0, 1.0), strength
+
+
+def decide(score: np.ndarray, block: float, review: float) -> np.ndarray:
+    """Decision per score: block at or above ``block``, review at or above ``review``.
+
+    >>> decide(np.array([0.1, 0.6, 0.9]), 0.8, 0.5).tolist()
+    ['allow', 'review', 'block']
+    """
+    allow, review_d, block_d = DECISIONS
+    return np.where(score >= block, block_d, np.where(score >= review, review_d, allow))
