@@ -18,8 +18,10 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import matplotlib
@@ -43,15 +45,18 @@ __all__ = [
     "DECISION_COLOURS",
     "ENTITY_COLOURS",
     "FarmView",
+    "NotebookData",
     "RunView",
     "draw_farm",
     "evidence_frames",
     "ip_prefix",
     "load_run",
     "marker_names",
+    "notebook_store",
     "plot_template_mix",
     "plot_timeline",
     "shared_entities",
+    "threshold_sweep",
 ]
 
 ENTITY_COLOURS = {
@@ -186,31 +191,41 @@ def shared_entities(
 
 
 def evidence_frames(evidence: dict | None) -> dict[str, pd.DataFrame]:
-    """A stored evidence dict as tidy DataFrames, one per key; scalars go to ``summary``.
+    """A stored evidence dict as tidy DataFrames, named by their (dotted) path.
 
-    A list of records becomes a frame; a mapping of scalars a (key, value) frame; a mapping
-    of records a frame keyed by ``key``; a list of scalars a one-column frame.
+    A list of records becomes a frame; a list of scalars a one-column frame; a mapping whose
+    values are all records a frame keyed by ``key``; the scalars of any other mapping a
+    (key, value) frame, its lists and mappings their own frames. Top-level scalars go to
+    ``summary``. Unknown shapes are kept, never dropped, so the engine may add keys freely.
 
-    >>> frames = evidence_frames({"ips": [{"ip": "1.2.3.4", "accounts": 9}], "span_h": 2.5})
-    >>> sorted(frames), frames["ips"].columns.tolist(), frames["summary"].values.tolist()
-    (['ips', 'summary'], ['ip', 'accounts'], [['span_h', 2.5]])
+    >>> frames = evidence_frames({"ips": {"shared": 3, "top": [{"ip": "1.2.3.4", "accounts": 9}]},
+    ...                           "size": 12})
+    >>> sorted(frames), frames["ips.top"].columns.tolist(), frames["ips"].values.tolist()
+    (['ips', 'ips.top', 'summary'], ['ip', 'accounts'], [['shared', 3]])
     """
     out: dict[str, pd.DataFrame] = {}
-    summary: list[tuple[str, Any]] = []
-    for key, value in (evidence or {}).items():
+
+    def visit(name: str, value: Any) -> None:
         if isinstance(value, list):
             if value and all(isinstance(item, dict) for item in value):
-                out[key] = pd.DataFrame(value)
+                out[name] = pd.DataFrame(value)
             else:
-                out[key] = pd.DataFrame({key: value})
-        elif isinstance(value, dict):
-            if value and all(isinstance(item, dict) for item in value.values()):
-                frame = pd.DataFrame.from_dict(value, orient="index")
-                out[key] = frame.rename_axis("key").reset_index()
-            else:
-                out[key] = pd.DataFrame({"key": list(value), "value": list(value.values())})
+                out[name] = pd.DataFrame({name.rsplit(".", 1)[-1]: value})
+        elif value and all(isinstance(item, dict) for item in value.values()):
+            out[name] = pd.DataFrame.from_dict(value, orient="index").rename_axis("key")
+            out[name] = out[name].reset_index()
         else:
-            summary.append((key, value))
+            nested = {k: v for k, v in value.items() if isinstance(v, list | dict)}
+            scalars = [(k, v) for k, v in value.items() if k not in nested]
+            if scalars or not nested:
+                out[name] = pd.DataFrame(scalars, columns=["key", "value"])
+            for key, item in nested.items():
+                visit(f"{name}.{key}", item)
+
+    summary = [(k, v) for k, v in (evidence or {}).items() if not isinstance(v, list | dict)]
+    for key, value in (evidence or {}).items():
+        if isinstance(value, list | dict):
+            visit(str(key), value)
     if summary:
         out["summary"] = pd.DataFrame(summary, columns=["name", "value"])
     return out
@@ -356,6 +371,100 @@ def load_run(store: Store, run_id: str | None = None) -> RunView:
         what = f"no run {run_id!r}" if run_id else "no published run yet"
         raise LookupError(f"{what} in the store: run `sentra-graph run` first")
     return RunView(store, run)
+
+
+# ---- thresholds and notebook data ---------------------------------------------------------
+
+
+def threshold_sweep(
+    scores: pd.DataFrame,
+    truth: pd.DataFrame,
+    thresholds: Any = None,
+    positive: str = "farm",
+) -> pd.DataFrame:
+    """Confusion counts, precision and recall of flagging ``score >= threshold``.
+
+    ``scores``: account_id, score (an account the run did not score counts as 0);
+    ``truth``: account_id, role, where ``role == positive`` marks the accounts that should be
+    flagged; only accounts in ``truth`` are counted. Columns: threshold, flagged, tp, fp, fn,
+    tn, precision (NaN when nothing is flagged), recall, f1, and ``flagged_<role>`` per role.
+
+    >>> truth = pd.DataFrame({"account_id": list("abcd"),
+    ...                       "role": ["farm", "farm", "legit", "lookalike"]})
+    >>> scores = pd.DataFrame({"account_id": list("abc"), "score": [0.9, 0.4, 0.6]})
+    >>> sweep = threshold_sweep(scores, truth, [0.5])
+    >>> sweep[["tp", "fp", "fn", "tn", "precision", "recall", "flagged_lookalike"]].values.tolist()
+    [[1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.0]]
+    """
+    grid = np.round(np.linspace(0, 1, 101), 2) if thresholds is None else np.asarray(thresholds)
+    score = truth["account_id"].map(scores.set_index("account_id")["score"]).fillna(0.0)
+    out = pd.DataFrame({"threshold": grid})
+    for role in sorted(truth["role"].unique()):
+        ranked = np.sort(score[truth["role"] == role].to_numpy())
+        out[f"flagged_{role}"] = len(ranked) - np.searchsorted(ranked, grid, side="left")
+    is_pos = (truth["role"] == positive).to_numpy()
+    n_pos, n_neg = int(is_pos.sum()), int((~is_pos).sum())
+    pos, neg = np.sort(score[is_pos].to_numpy()), np.sort(score[~is_pos].to_numpy())
+    out["tp"] = (n_pos - np.searchsorted(pos, grid, side="left")).astype(float)
+    out["fp"] = (n_neg - np.searchsorted(neg, grid, side="left")).astype(float)
+    out["fn"], out["tn"] = n_pos - out["tp"], n_neg - out["fp"]
+    out["flagged"] = out["tp"] + out["fp"]
+    out["precision"] = out["tp"] / out["flagged"].where(out["flagged"] > 0)
+    out["recall"] = out["tp"] / n_pos if n_pos else np.nan
+    out["f1"] = 2 * out["precision"] * out["recall"] / (out["precision"] + out["recall"])
+    first = ["threshold", "flagged", "tp", "fp", "fn", "tn", "precision", "recall", "f1"]
+    return out[first + [c for c in out if c.startswith("flagged_")]]
+
+
+@dataclass
+class NotebookData:
+    """The store a notebook explores, and the ground truth to judge it by (None if unknown).
+
+    ``truth``: account_id, role (farm / lookalike / legit), and kind and group when generated.
+    """
+
+    store: Store
+    truth: pd.DataFrame | None
+    url: str
+    generated: bool
+
+
+def notebook_store(n_accounts: int = 1500, *, days: int = 7, seed: int = 0) -> NotebookData:
+    """The store of ``SENTRA_DATABASE_URL``, or a small generated scenario run into SQLite.
+
+    With ``SENTRA_DATABASE_URL`` set, the truth is the analysts' latest feedback (label farm
+    or legit), if any. Otherwise a scenario of ``n_accounts`` is generated, ingested and run
+    into a SQLite file under ``SENTRA_DEMO_DIR`` (reused when it already holds that scenario's
+    published run, so several notebooks share one) or a fresh temporary directory.
+    """
+    from sentra_graph.store import open_store
+
+    url = os.environ.get("SENTRA_DATABASE_URL")
+    if url:
+        store = open_store(url)
+        labels = store.feedback_labels()
+        truth = labels.rename(columns={"label": "role"})[["account_id", "role"]]
+        return NotebookData(store, truth if len(truth) else None, url, generated=False)
+    folder = Path(os.environ.get("SENTRA_DEMO_DIR") or tempfile.mkdtemp(prefix="sentra-demo-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"demo-{n_accounts}-{days}d-seed{seed}"
+    url = f"sqlite:///{stem.with_suffix('.db').resolve()}"
+    truth_path = stem.with_suffix(".truth.csv")
+    store = open_store(url)
+    if truth_path.exists() and store.schema_revision() and store.latest_published_run():
+        return NotebookData(store, pd.read_csv(truth_path), url, generated=True)
+    from sentra_graph.config import load_settings
+    from sentra_graph.ingest import ingest_frame
+    from sentra_graph.pipeline import run_detection
+    from sentra_graph.synth import generate
+
+    store.init()
+    scenario = generate(n_accounts=n_accounts, days=days, seed=seed)
+    ingest_frame(store, "accounts", scenario.accounts, source="<notebook>")
+    ingest_frame(store, "requests", scenario.requests, source="<notebook>")
+    run_detection(store, load_settings(database_url=url), window_end=scenario.window_end)
+    scenario.truth.to_csv(truth_path, index=False)
+    return NotebookData(store, scenario.truth, url, generated=True)
 
 
 # ---- plots -----------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from sentra_graph.explore import (  # noqa: E402
     plot_template_mix,
     plot_timeline,
     shared_entities,
+    threshold_sweep,
 )
 from sentra_graph.store import explore as store_explore  # noqa: E402
 
@@ -142,8 +143,12 @@ def test_evidence_frames_tolerate_any_shape():
             "items": ["p", "q"],
             "score": 0.5,
             "empty": [],
+            "ips": {"shared": 3, "top": [{"ip": "1.2.3.4", "accounts": 9}], "deep": {"x": [1]}},
         }
     )
+    assert frames["ips"].values.tolist() == [["shared", 3]]
+    assert frames["ips.top"].to_dict("records") == [{"ip": "1.2.3.4", "accounts": 9}]
+    assert frames["ips.deep.x"]["x"].tolist() == [1]
     assert frames["records"]["a"].tolist() == [1, 2]
     assert frames["mapping"].values.tolist() == [["x", 1], ["y", 2]]
     assert frames["nested"].to_dict("records") == [{"key": "c1", "n": 3}]
@@ -264,3 +269,39 @@ def test_prompt_examples_of_templates_take_the_earliest(farm_store):
     assert sorted(got["request_id"]) == sorted(oracle["request_id"])
     with pytest.raises(ValueError, match="account_ids, template_ids"):
         store.prompt_examples()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_threshold_sweep_matches_sklearn_confusion(seed):
+    from sklearn.metrics import confusion_matrix, precision_score, recall_score
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    truth = pd.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(n)],
+            "role": rng.choice(["farm", "lookalike", "legit"], n, p=[0.2, 0.1, 0.7]),
+        }
+    )
+    scored = truth.sample(frac=0.8, random_state=seed)
+    scores = pd.DataFrame(
+        {
+            "account_id": scored["account_id"],
+            "score": np.where(
+                scored["role"] == "farm", rng.beta(5, 2, len(scored)), rng.beta(2, 5, len(scored))
+            ).round(2),
+        }
+    )
+    sweep = threshold_sweep(scores, truth).set_index("threshold")
+    full = truth["account_id"].map(scores.set_index("account_id")["score"]).fillna(0.0)
+    actual = truth["role"] == "farm"
+    for threshold in (0.0, 0.3, 0.5, 0.77, 1.0):
+        flagged = full >= threshold
+        tn, fp, fn, tp = confusion_matrix(actual, flagged, labels=[False, True]).ravel()
+        row = sweep.loc[threshold]
+        assert (row.tp, row.fp, row.fn, row.tn) == (tp, fp, fn, tn)
+        assert row.recall == pytest.approx(recall_score(actual, flagged))
+        if flagged.any():
+            assert row.precision == pytest.approx(precision_score(actual, flagged))
+        assert row.flagged_lookalike == (flagged & (truth["role"] == "lookalike")).sum()
+    assert sweep["recall"].is_monotonic_decreasing
