@@ -2,9 +2,9 @@
 
 :func:`explain_account` gathers, for one account, the served decision and reasons, the farm
 it was grouped into, and what it shares with other accounts in the run's window: cards,
-sign-up IPs, request IPs, device fingerprints, user agents and prompt templates, each with how
-many other accounts (and how many farm members) share it. :func:`render_explanation` prints
-that with rich tables.
+sign-up IPs, request IPs, devices (TLS fingerprint and user agent) and prompt templates,
+each with how many other accounts (and how many farm members) share it.
+:func:`render_explanation` prints that with rich tables.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from sentra_graph.explore import evidence_frames
+from sentra_graph.explore import device_labels, evidence_frames
 
 if TYPE_CHECKING:
     from sentra_graph.store import Store
@@ -37,8 +37,7 @@ EVIDENCE_KINDS = {
     "cards": ("account", "payment_fingerprint"),
     "signup_ips": ("account", "signup_ip"),
     "ips": ("request", "ip"),
-    "devices": ("request", "tls_fingerprint"),
-    "user_agents": ("request", "user_agent"),
+    "devices": ("request", "device"),
     "templates": ("request", "template_id"),
 }
 """Evidence table name -> (where the entity lives, its column)."""
@@ -48,7 +47,6 @@ KIND_LABELS = {
     "signup_ips": "sign-up IP",
     "ips": "IP",
     "devices": "device",
-    "user_agents": "user agent",
     "templates": "template",
 }
 
@@ -185,11 +183,17 @@ def explain_account(store: Store, account_id: str) -> Explanation:
         own = store.decision_rows(run_id, [account_id])
         if len(own):
             expl.engine_evidence = evidence_frames(own.iloc[0]["evidence"])
-    expl.requests = store.account_requests([account_id], *window)
-    farm_requests = store.account_requests(members, *window) if members else expl.requests
+    expl.requests = _with_device(store.account_requests([account_id], *window))
+    farm_requests = (
+        _with_device(store.account_requests(members, *window)) if members else expl.requests
+    )
     users = _gather_evidence(store, expl, set(members), farm_requests)
     expl.neighbours = _neighbours(store, users, set(members), run_id)
     return expl
+
+
+def _with_device(requests: pd.DataFrame) -> pd.DataFrame:
+    return requests.assign(device=device_labels(requests))
 
 
 def _gather_evidence(
@@ -333,6 +337,10 @@ def render_explanation(expl: Explanation, console: Console | None = None) -> Non
         )
     for i, reason in enumerate(expl.reasons, start=1):
         lines.append(Text(f"{i}. {reason}"))
+    channels = expl.engine_evidence.get("channels")
+    if channels is not None and len(channels):
+        strengths = ", ".join(f"{k} {_cell(v)}" for k, v in zip(*channels.values.T, strict=True))
+        lines.append(Text(f"evidence channels: {strengths}", "dim"))
     console.print(Panel(Group(*lines), title="decision", expand=False))
     if expl.farm and expl.farm["reasons"]:
         console.print(Text("farm reasons: " + "; ".join(expl.farm["reasons"]), "italic"))

@@ -16,7 +16,6 @@ frame with the right columns.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from sentra_graph.features.markers import MARKER_NAMES  # noqa: E402
+from sentra_graph.graph.entities import ip_prefix  # noqa: E402
 
 if TYPE_CHECKING:
     from sentra_graph.store import Store
@@ -48,8 +48,8 @@ __all__ = [
     "NotebookData",
     "RunView",
     "draw_farm",
+    "device_labels",
     "evidence_frames",
-    "ip_prefix",
     "load_run",
     "marker_names",
     "notebook_store",
@@ -65,7 +65,6 @@ ENTITY_COLOURS = {
     "ip": "#3498db",
     "prefix": "#16a085",
     "device": "#27ae60",
-    "user_agent": "#b7950b",
     "template": "#f39c12",
 }
 """Node colour of each kind of shared entity in :func:`draw_farm` (also its legend order)."""
@@ -94,25 +93,19 @@ _TIME_BINS = [
 # ---- pure helpers ------------------------------------------------------------------------
 
 
-def ip_prefix(ips: pd.Series) -> pd.Series:
-    """The network prefix of each address: /24 for IPv4, /48 for IPv6 (None if unparsable).
+def device_labels(requests: pd.DataFrame) -> pd.Series:
+    """The device of each request as the engine names it: ``TLS fingerprint|user agent``.
 
-    >>> ip_prefix(pd.Series(["192.0.2.77", "2001:db8:1:2::5", "bogus"])).tolist()
-    ['192.0.2.0/24', '2001:db8:1::/48', None]
+    A missing half is written ``-``; a request with neither has no device (None).
+
+    >>> device_labels(pd.DataFrame({"tls_fingerprint": ["t1", None, None],
+    ...                             "user_agent": ["curl/8", "curl/8", None]})).tolist()
+    ['t1|curl/8', '-|curl/8', None]
     """
-
-    def one(ip: str) -> str | None:
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return None
-        bits = 24 if addr.version == 4 else 48
-        return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
-
-    unique = pd.Series(ips.dropna().unique())
-    mapping = dict(zip(unique, unique.map(one), strict=True))
-    prefixes = ips.map(mapping).astype(object)
-    return prefixes.where(prefixes.notna(), None)
+    tls = requests["tls_fingerprint"].astype(object)
+    agent = requests["user_agent"].astype(object)
+    labels = tls.where(tls.notna(), "-") + "|" + agent.where(agent.notna(), "-")
+    return labels.where(tls.notna() | agent.notna(), None)
 
 
 def marker_names(markers: int) -> str:
@@ -140,8 +133,8 @@ def shared_entities(
 ) -> pd.DataFrame:
     """Edges account -> entity for entities that at least ``min_accounts`` accounts share.
 
-    Entities are cards and sign-up IPs (from ``accounts``), request IPs, their prefixes, TLS
-    fingerprints ("device"), user agents and prompt templates (from ``requests``). Missing
+    Entities are cards and sign-up IPs (from ``accounts``), request IPs, their prefixes,
+    devices (:func:`device_labels`) and prompt templates (from ``requests``). Missing
     columns are skipped. Columns: kind, entity, account_id, requests (0 for account
     attributes), accounts (how many of the given accounts share the entity).
     """
@@ -159,11 +152,11 @@ def shared_entities(
                 ).assign(requests=0)
             )
     if len(requests):
+        has_device = {"tls_fingerprint", "user_agent"} <= set(requests)
         views = {
             "ip": requests.get("ip"),
             "prefix": ip_prefix(requests["ip"]) if "ip" in requests else None,
-            "device": requests.get("tls_fingerprint"),
-            "user_agent": requests.get("user_agent"),
+            "device": device_labels(requests) if has_device else None,
         }
         if "template_id" in requests:
             tid = pd.to_numeric(requests["template_id"], errors="coerce")

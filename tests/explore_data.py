@@ -21,6 +21,7 @@ WINDOW_START = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
 WINDOW_END = WINDOW_START + dt.timedelta(days=2)
 RUN_ID = "run-explore-1"
 F1_CARD = "card-farm-A"
+F1_DEVICE = "ja3-farm|python-httpx/0.27"
 
 
 @dataclass
@@ -114,7 +115,7 @@ def build_requests(ids: FarmRun, seed: int = 0) -> pd.DataFrame:
                     "ts": WINDOW_START + dt.timedelta(minutes=int(rng.integers(0, 2 * 24 * 60))),
                     "ip": f"10.{i}.0.1",
                     "user_agent": f"Mozilla/5.0 user {i}",
-                    "tls_fingerprint": f"ja3-user-{i}",
+                    "tls_fingerprint": f"ja3-user-{i}" if i else None,
                     "template_id": -1,
                     "prompt": f"help me write an email number {int(rng.integers(1000))}",
                 }

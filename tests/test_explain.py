@@ -6,7 +6,7 @@ import datetime as dt
 import json
 
 import pytest
-from explore_data import F1_CARD, RUN_ID, write_farm_run
+from explore_data import F1_CARD, F1_DEVICE, RUN_ID, write_farm_run
 from rich.console import Console
 
 from sentra_graph import explain as explain_module
@@ -42,8 +42,8 @@ def test_blocked_member_names_its_farm_and_the_shared_evidence(farm_store):
     assert cards.loc[F1_CARD, "other_accounts"] == 7
     assert cards.loc[F1_CARD, "farm_members"] == 7
     devices = expl.evidence["devices"].set_index("entity")
-    assert devices.loc["ja3-farm", "farm_members"] == 11
-    assert devices.loc["ja3-farm", "requests"] == 24 * 5
+    assert devices.loc[F1_DEVICE, "farm_members"] == 11
+    assert devices.loc[F1_DEVICE, "requests"] == 24 * 5
     templates = expl.evidence["templates"].set_index("entity")
     assert templates.loc["T7", "requests"] == 24 * 4
     ips = expl.evidence["ips"].set_index("entity")
@@ -57,7 +57,7 @@ def test_blocked_member_names_its_farm_and_the_shared_evidence(farm_store):
     assert "card" not in neighbours.loc["farm1-08", "shared"]  # it pays with the other card
 
     text = _rendered(expl)
-    for needle in ("farm F1", "BLOCK", F1_CARD, "ja3-farm", "198.51.100.3", "farm1-07"):
+    for needle in ("farm F1", "BLOCK", F1_CARD, F1_DEVICE, "198.51.100.3", "farm1-07"):
         assert needle in text
 
 
@@ -102,7 +102,7 @@ def test_common_entities_do_not_make_neighbours(farm_store, monkeypatch):
     expl = explain_account(store, "farm1-03")
     # only the request IP (shared with two accounts) is specific enough under a cap of 5
     assert set(expl.neighbours["account_id"]) == {"farm1-07", "farm1-11"}
-    assert expl.evidence["devices"].set_index("entity").loc["ja3-farm", "other_accounts"] == 11
+    assert expl.evidence["devices"].set_index("entity").loc[F1_DEVICE, "other_accounts"] == 11
 
 
 def test_explanation_is_json_ready(farm_store):

@@ -12,6 +12,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from explore_data import (  # noqa: E402
     F1_CARD,
+    F1_DEVICE,
     RUN_ID,
     WINDOW_END,
     WINDOW_START,
@@ -92,7 +93,7 @@ def test_farm_shared_entities_name_the_shared_card_and_device(farm_store):
     shared = load_run(store).farm("F1").shared()
     per_entity = shared.drop_duplicates(["kind", "entity"]).set_index(["kind", "entity"])
     assert per_entity.loc[("card", F1_CARD), "accounts"] == 8
-    assert per_entity.loc[("device", "ja3-farm"), "accounts"] == 12
+    assert per_entity.loc[("device", F1_DEVICE), "accounts"] == 12
     assert per_entity.loc[("prefix", "198.51.100.0/24"), "accounts"] == 12
     assert ("signup_ip", "203.0.113.0") not in per_entity.index  # each account has its own
 
@@ -235,6 +236,9 @@ def test_entity_usage_and_users_match_pandas(farm_store, monkeypatch):
     oracle = requests[requests["ip"].isin(ips)].groupby("ip")
     assert usage["accounts"].to_dict() == oracle["account_id"].nunique().to_dict()
     assert usage["requests"].to_dict() == oracle.size().to_dict()
+    devices = ["-|Mozilla/5.0 user 0", "ja3-user-3|Mozilla/5.0 user 3", F1_DEVICE]
+    by_device = store.entity_usage("device", devices).set_index("value")["accounts"].to_dict()
+    assert by_device == {devices[0]: 1, devices[1]: 1, F1_DEVICE: 12}
     users = store.entity_users("template_id", [np.int32(8)])
     assert set(users["account_id"]) == set(ids.f1)
     assert users["requests"].sum() == (requests["template_id"] == 8).sum()

@@ -38,8 +38,16 @@ EXPLORE_REQUEST_COLUMNS = [
 ACCOUNT_ENTITY_COLUMNS = ("payment_fingerprint", "signup_ip", "org_id", "email_domain")
 """Account attributes that :meth:`ExploreMixin.accounts_sharing` may match on."""
 
-REQUEST_ENTITY_COLUMNS = ("ip", "tls_fingerprint", "user_agent", "template_id", "api_key_id")
-"""Request attributes that :meth:`ExploreMixin.entity_usage` and ``entity_users`` may group on."""
+REQUEST_ENTITY_COLUMNS = (
+    "ip",
+    "device",
+    "tls_fingerprint",
+    "user_agent",
+    "template_id",
+    "api_key_id",
+)
+"""Request attributes that :meth:`ExploreMixin.entity_usage` and ``entity_users`` may group on.
+``device`` is the engine's device, ``tls_fingerprint|user_agent`` (``-`` for a missing half)."""
 
 _ID_CHUNK = 900
 """Ids bound per statement: well under SQLite's and psycopg's bind-parameter limits."""
@@ -58,9 +66,16 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return None if value is None else value.astimezone(dt.UTC)
 
 
-def _column(table: sa.Table, name: str, allowed: tuple[str, ...]) -> sa.Column:
+def _column(table: sa.Table, name: str, allowed: tuple[str, ...]) -> sa.ColumnElement:
     if name not in allowed:
         raise ValueError(f"column must be one of {allowed}, found {name!r}")
+    if table is t.requests and name == "device":
+        missing = sa.literal("-", sa.Text)
+        return (
+            sa.func.coalesce(table.c.tls_fingerprint, missing)
+            + sa.literal("|", sa.Text)
+            + sa.func.coalesce(table.c.user_agent, missing)
+        )
     return table.c[name]
 
 
