@@ -54,7 +54,7 @@ from sentra_graph.risk.feedback import (
     latest_labels,
 )
 from sentra_graph.risk.model import label_vector, supervised_scores
-from sentra_graph.risk.reasons import ReasonInputs, account_reasons, farm_evidence, farm_reasons
+from sentra_graph.risk.reasons import Explainer, ReasonInputs, farm_reasons
 from sentra_graph.risk.scoring import (
     DECISIONS,
     account_scores,
@@ -143,6 +143,8 @@ class _Window:
     prefix_labels: np.ndarray
     device: np.ndarray
     device_labels: np.ndarray
+    tls: np.ndarray
+    tls_labels: np.ndarray
     model: np.ndarray
     api_key: np.ndarray
     template: np.ndarray
@@ -201,7 +203,7 @@ def _prepare(accounts: pd.DataFrame, requests: pd.DataFrame) -> _Window:
     prefixes = ip_prefix(pd.Series(ip_labels))
     prefix_of_ip, prefix_labels = _codes(prefixes)
     prefix = np.where(ip_codes >= 0, prefix_of_ip[np.maximum(ip_codes, 0)], -1)
-    tls, _ = _codes(_column(requests, "tls_fingerprint"))
+    tls, tls_labels = _codes(_column(requests, "tls_fingerprint"))
     ua, _ = _codes(_column(requests, "user_agent"))
     device_key = np.where((tls >= 0) | (ua >= 0), (tls + 1) * (ua.max(initial=-1) + 2) + ua + 1, -1)
     device, _ = _codes(pd.Series(device_key).where(device_key >= 0))
@@ -230,6 +232,8 @@ def _prepare(accounts: pd.DataFrame, requests: pd.DataFrame) -> _Window:
         prefix_labels=prefix_labels,
         device=device,
         device_labels=device_labels,
+        tls=tls,
+        tls_labels=tls_labels,
         model=_codes(_column(requests, "model"))[0],
         api_key=_codes(_column(requests, "api_key_id"))[0],
         template=np.where(np.isnan(template), NO_TEMPLATE, template).astype(np.int64),
@@ -252,6 +256,7 @@ def _incidence(win: _Window, behaviour: pd.DataFrame, templates: pd.DataFrame) -
         request_entities("ip", win.acc, win.ip, win.ip_labels, n_req),
         request_entities("prefix", win.acc, win.prefix, win.prefix_labels, n_req),
         request_entities("device", win.acc, win.device, win.device_labels, n_req),
+        request_entities("tls", win.acc, win.tls, win.tls_labels, n_req),
         request_entities("template", win.acc, tpl, tpl_labels, templates["n_prompts"].to_numpy()),
     ]
     return combine(parts, win.n)
@@ -400,7 +405,6 @@ def detect(
             channels=channels,
             templates=templates,
             farms=farms,
-            farm_ids=ids,
             template_markers=_template_markers(win),
             n_requests=behaviour["n_requests"].to_numpy(),
             created=win.created,
@@ -459,10 +463,13 @@ def _frames(
     id_arr = np.array(ids, dtype=object)
     cluster_of = np.full(win.n, None, dtype=object)
     cluster_of[members] = id_arr[labels[members]]
+    explainer = Explainer(reason_inputs)
+    order = np.argsort(labels[members], kind="stable")
+    bounds = np.searchsorted(labels[members][order], np.arange(len(ids) + 1))
     clusters = []
     for label, cluster_id in enumerate(ids):
-        in_farm = members[labels[members] == label]
-        evidence = farm_evidence(reason_inputs, label, in_farm)
+        in_farm = members[order[bounds[label] : bounds[label + 1]]]
+        evidence = explainer.farm_evidence(label, in_farm)
         farm_score = float(farms.at[label, "score"])
         clusters.append(
             {
@@ -478,8 +485,12 @@ def _frames(
                 "evidence": evidence,
             }
         )
-    member_reasons = account_reasons(reason_inputs, members)
     marker = templates[["cot_rate", "rubric_rate", "tool_rate"]].max(axis=1).to_numpy()
+    n_requests = behaviour["n_requests"].to_numpy()
+    farm_size = farms["size"].to_numpy() if len(farms) else np.zeros(0)
+    farm_units = farms["units"].to_numpy() if len(farms) else np.zeros(0)
+    farm_score = farms["score"].to_numpy() if len(farms) else np.zeros(0)
+    channel_values = np.round(channels[list(CHANNELS)].to_numpy(), 3)
     reasons: list[list[str]] = []
     evidence_col: list[dict | None] = []
     for i in range(win.n):
@@ -487,23 +498,23 @@ def _frames(
         if i in overrides:
             lines.append(overrides[i])
         lines.extend(notes[i])
-        if labels[i] >= 0:
-            farm = farms.loc[labels[i]]
+        label = labels[i]
+        if label >= 0:
             lines.append(
-                f"member of farm {cluster_of[i]}: {int(farm['size'])} accounts in "
-                f"{int(farm['units'])} orgs, farm score {farm['score']:.2f}"
+                f"member of farm {cluster_of[i]}: {int(farm_size[label])} accounts in "
+                f"{int(farm_units[label])} orgs, farm score {farm_score[label]:.2f}"
             )
-            lines.extend(member_reasons.get(i, []))
+            lines.extend(explainer.account(i))
         if own[i] >= 0.3:
             lines.append(
                 f"own traffic: {marker[i]:.0%} of prompts with distillation markers, "
-                f"{int(behaviour.at[i, 'n_requests'])} requests"
+                f"{int(n_requests[i])} requests"
             )
         reasons.append(lines)
-        if labels[i] >= 0 or own[i] > 0:
+        if label >= 0 or own[i] > 0:
             evidence_col.append(
                 {
-                    "channels": {c: round(float(channels.at[i, c]), 3) for c in CHANNELS},
+                    "channels": dict(zip(CHANNELS, channel_values[i].tolist(), strict=True)),
                     "membership": round(float(strength[i]), 3),
                     "behaviour": round(float(own[i]), 3),
                 }

@@ -47,7 +47,8 @@ class GraphParams:
     w_signup_ip: float = 0.6
     w_ip: float = 0.6
     w_prefix: float = 0.25
-    w_device: float = 0.4
+    w_device: float = 0.1
+    w_tls: float = 0.1
     w_template: float = 0.3
     w_lockstep: float = 0.8
     rarity_power: float = 0.5
@@ -67,7 +68,7 @@ class LockstepParams:
     sample_size: int = 12_000
     min_cluster_size: int = 5
     min_samples: int = 5
-    min_sync: float = 0.35
+    min_sync: float = 0.2
     """Least mean excess co-activity (cosine above the window's baseline) to keep a group."""
 
 
@@ -96,9 +97,26 @@ class RiskParams:
     shared attribute can reach the block threshold on its own.
     """
 
-    channel_weights: tuple[float, ...] = (0.36, 0.32, 0.22, 0.1, 0.05, 0.05)
-    size_half: float = 2.0
-    """Group size factor 1 - exp(-(size - 1) / size_half): pairs and trios count little."""
+    channel_groups: tuple[tuple[str, ...], ...] = (
+        ("payment",),
+        ("network", "device"),
+        ("content",),
+        ("timing",),
+        ("signup",),
+    )
+    """Channels grouped into independent signals (a group counts once, by its strongest)."""
+    channel_weights: tuple[float, ...] = (0.42, 0.42, 0.25, 0.15, 0.1)
+    """Weights of the strongest, second, third... channel present."""
+    channel_full: float = 0.6
+    """Channel strength that counts as fully present."""
+    channel_floor: float = 0.15
+    """Channel strength below which a channel counts as absent (chance sharing)."""
+    member_tolerance: float = 0.75
+    """A member carrying this share of its farm's evidence gets the farm's full score."""
+    size_mid: float = 4.0
+    """Group size at which the size factor is one half (families are 2-4 accounts)."""
+    size_width: float = 0.5
+    """Steepness of the logistic size factor (0.88 at ``size_mid`` + 1, 0.02 at 2)."""
     ip_concentration: float = 0.3
     """Least share of an IP's / device's accounts inside the farm for it to count as shared."""
     template_min_share: float = 0.3

@@ -1,14 +1,15 @@
 """Group evidence: what each farm member shares with its peers, channel by channel.
 
-Six independent channels, each in [0, 1] per member (peers = farm members of other org units):
+Six channels, each in [0, 1] per member (peers = farm members of other org units):
 
 - ``payment``: its payment fingerprint is used by a peer;
 - ``network``: share of its traffic on IPs used by peers (IPs mostly used inside the farm),
   half credit for shared /24 or /48 prefixes, full credit for a sign-up IP shared with a peer;
-- ``device``: share of its traffic on device fingerprints (TLS + user agent) used by peers and
-  mostly inside the farm;
-- ``content``: share of its prompts in the farm's templates (used by a good part of the farm's
-  org units), boosted by distillation markers (chain-of-thought, rubric, tool-use);
+- ``device``: share of its traffic on device fingerprints (TLS + user agent, or a TLS stack
+  alone) used by peers and mostly inside the farm;
+- ``content``: share of its prompts in the farm's templates (templates used by a good part of
+  the farm's org units), or its distillation-marker rate (chain-of-thought, rubric, tool-use)
+  when a good part of the farm carries such markers too;
 - ``timing``: excess co-activity with peers in short time bins over the window's baseline;
 - ``signup``: peers created within the burst window, beyond what chance would put there.
 
@@ -31,11 +32,13 @@ from sentra_graph.risk.timing import peer_coactivity, signup_peers
 __all__ = ["CHANNELS", "FarmInputs", "entity_sharing", "member_channels"]
 
 CHANNELS = ("payment", "network", "device", "content", "timing", "signup")
-_CONCENTRATED = ("ip", "prefix", "device")
+_CONCENTRATED = ("ip", "prefix", "device", "tls")
 SYNC_FULL = 0.5
 """Excess co-activity cosine that counts as full timing evidence."""
 BURST_FULL = 10
 """Peers signed up in the same burst that count as full sign-up evidence."""
+MARKED = 0.5
+"""Marker rate above which an account counts as sending distillation-style prompts."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,22 @@ def _per_account(rows: pd.DataFrame, kind: str, n: int, how: str) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
+def _shared_markers(inputs: FarmInputs, min_share: float) -> np.ndarray:
+    """Each member's marker rate where enough of its farm carries markers too, else 0."""
+    labels = inputs.labels
+    members = labels >= 0
+    out = np.zeros(len(labels))
+    if not members.any():
+        return out
+    marked = (inputs.markers >= MARKED) & members
+    size = np.bincount(labels[members])
+    hits = np.bincount(labels[marked], minlength=len(size))
+    farm_ok = (hits >= 2) & (hits >= min_share * size)
+    ok = members & farm_ok[np.maximum(labels, 0)]
+    out[ok] = inputs.markers[ok]
+    return out
+
+
 def member_channels(inputs: FarmInputs, rows: pd.DataFrame, params: RiskParams) -> pd.DataFrame:
     """Channel strengths per account (0 outside farms), plus raw timing and burst figures.
 
@@ -131,8 +150,10 @@ def member_channels(inputs: FarmInputs, rows: pd.DataFrame, params: RiskParams) 
         {
             "payment": _per_account(rows, "payment", n, "any"),
             "network": np.maximum.reduce([ip, 0.5 * prefix, signup_ip]),
-            "device": _per_account(rows, "device", n, "sum"),
-            "content": template * (0.5 + 0.5 * inputs.markers),
+            "device": np.maximum(
+                _per_account(rows, "device", n, "sum"), _per_account(rows, "tls", n, "sum")
+            ),
+            "content": np.maximum(template, _shared_markers(inputs, params.template_min_share)),
             "timing": timing,
             "signup": signup,
             "coactivity": coactivity,

@@ -1,7 +1,8 @@
 """Human-readable reasons and evidence dictionaries for farms and their members.
 
 Every reason names checkable evidence (a card fingerprint, an IP count, a template id, a time
-window); an analyst can verify it against the raw requests.
+window); an analyst can verify it against the raw requests. The per-entity figures are
+aggregated once for all farms and accounts; only the final strings are built in Python.
 
 >>> _pct(0.937)
 '94%'
@@ -14,27 +15,29 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sentra_graph.features.markers import MARKER_NAMES
+from sentra_graph.features.markers import COT, MARKER_NAMES, RUBRIC, TOOL
 from sentra_graph.graph.entities import ENTITY_TYPES, Incidence
 from sentra_graph.risk.evidence import CHANNELS
 
-__all__ = ["ReasonInputs", "account_reasons", "farm_evidence", "farm_reasons"]
+__all__ = ["Explainer", "ReasonInputs"]
 
 MIN_CHANNEL = 0.2
 """Channels weaker than this are not worth a reason line."""
 TOP = 10
 """How many entities of each kind a farm's evidence lists."""
+_MARKER_BITS = (COT, RUBRIC, TOOL)
+_RATE_COLUMNS = ("cot_rate", "rubric_rate", "tool_rate")
 
 
 @dataclass(frozen=True)
 class ReasonInputs:
-    """Everything reasons are written from (frames indexed by account code unless noted).
+    """Everything reasons are written from (per-account arrays indexed by account code).
 
     rows: shared-entity rows (:func:`~sentra_graph.risk.evidence.entity_sharing`);
     channels: member channels; templates: per-account template features; farms: per-farm
-    scores (index = farm label); farm_ids: id per farm label; template_markers: per template
-    id (index) its cot/rubric/tool rates; n_requests: per account; baseline: chance
-    co-activity; bin_minutes, burst_minutes: the time windows used.
+    scores (index = farm label); template_markers: marker rates per template id (index);
+    n_requests, created: per account; baseline: chance co-activity; bin_minutes,
+    burst_minutes: the time windows used.
     """
 
     incidence: Incidence
@@ -42,7 +45,6 @@ class ReasonInputs:
     channels: pd.DataFrame
     templates: pd.DataFrame
     farms: pd.DataFrame
-    farm_ids: list[str]
     template_markers: pd.DataFrame
     n_requests: np.ndarray
     created: np.ndarray
@@ -55,184 +57,223 @@ def _pct(x: float) -> str:
     return f"{round(100 * x):d}%"
 
 
-def _kind(name: str) -> int:
-    return ENTITY_TYPES.index(name)
+def _marker_name(rates: np.ndarray) -> tuple[str, float]:
+    best = int(np.argmax(rates))
+    return MARKER_NAMES[_MARKER_BITS[best]], float(rates[best])
 
 
-def _marker_name(cot: float, rubric: float, tool: float) -> tuple[str, float]:
-    rates = {1: cot, 2: rubric, 4: tool}
-    bit = max(rates, key=lambda b: rates[b])
-    return MARKER_NAMES[bit], rates[bit]
-
-
-def _shared(rows: pd.DataFrame, kind: str) -> pd.DataFrame:
-    return rows[(rows["kind"] == _kind(kind)) & rows["shared"]]
-
-
-def account_reasons(inputs: ReasonInputs, accounts: np.ndarray) -> dict[int, list[str]]:
-    """Reasons (strongest channel first) for the given farm members, keyed by account code."""
-    inc, rows, ch = inputs.incidence, inputs.rows, inputs.channels
-    rows = rows[np.isin(rows["account"].to_numpy(), accounts)]
-    card = _shared(rows, "payment").drop_duplicates("account").set_index("account")
-    ips = _shared(rows, "ip").groupby("account")["volume"].agg(["size", "sum"])
-    signup_ip = _shared(rows, "signup_ip").drop_duplicates("account").set_index("account")
-    device = (
-        _shared(rows, "device").sort_values("volume", ascending=False).drop_duplicates("account")
-    ).set_index("account")
-    tpl = (
-        _shared(rows, "template").sort_values("volume", ascending=False).drop_duplicates("account")
-    ).set_index("account")
-    out: dict[int, list[str]] = {}
-    for a in accounts.tolist():
-        lines: list[tuple[float, str]] = []
-        if ch.at[a, "payment"] >= MIN_CHANNEL and a in card.index:
-            r = card.loc[a]
-            lines.append(
-                (
-                    ch.at[a, "payment"],
-                    f"card {inc.entity_key[r['entity']]} shared with {int(r['members']) - 1} "
-                    f"farm accounts in {int(r['units'])} orgs",
-                )
-            )
-        if ch.at[a, "network"] >= MIN_CHANNEL:
-            if a in ips.index:
-                lines.append(
-                    (
-                        ch.at[a, "network"],
-                        f"{int(ips.at[a, 'size'])} IPs shared with farm members "
-                        f"({_pct(min(ips.at[a, 'sum'], 1.0))} of its requests)",
-                    )
-                )
-            elif a in signup_ip.index:
-                r = signup_ip.loc[a]
-                lines.append(
-                    (
-                        ch.at[a, "network"],
-                        f"signed up from {inc.entity_key[r['entity']]}, shared with "
-                        f"{int(r['members']) - 1} farm accounts",
-                    )
-                )
-            else:
-                lines.append((ch.at[a, "network"], "network prefixes shared with farm members"))
-        if ch.at[a, "device"] >= MIN_CHANNEL and a in device.index:
-            r = device.loc[a]
-            lines.append(
-                (
-                    ch.at[a, "device"],
-                    f"device {inc.entity_key[r['entity']]} shared with "
-                    f"{int(r['members']) - 1} farm accounts",
-                )
-            )
-        if ch.at[a, "content"] >= MIN_CHANNEL and a in tpl.index:
-            r = tpl.loc[a]
-            t = inputs.templates.loc[a]
-            name, rate = _marker_name(t["cot_rate"], t["rubric_rate"], t["tool_rate"])
-            marker = f" ({name})" if rate >= 0.3 else ""
-            lines.append(
-                (
-                    ch.at[a, "content"],
-                    f"{_pct(r['volume'])} of prompts in template "
-                    f"T{inc.entity_key[r['entity']]}{marker}",
-                )
-            )
-        if ch.at[a, "timing"] >= MIN_CHANNEL:
-            lines.append(
-                (
-                    ch.at[a, "timing"],
-                    f"active in the same {inputs.bin_minutes:g}-minute windows as the farm "
-                    f"(co-activity {ch.at[a, 'coactivity']:.2f}, {inputs.baseline:.2f} by chance)",
-                )
-            )
-        if ch.at[a, "signup"] >= MIN_CHANNEL:
-            lines.append(
-                (
-                    ch.at[a, "signup"],
-                    f"signed up within {inputs.burst_minutes:g} minutes of "
-                    f"{int(ch.at[a, 'burst_peers'])} farm accounts",
-                )
-            )
-        lines.sort(key=lambda x: -x[0])
-        out[a] = [text for _, text in lines]
+def _strongest(rows: pd.DataFrame, kind: str, n: int) -> dict[str, np.ndarray]:
+    """Per account, its shared entity of ``kind`` with the most volume (entity -1 if none):
+    arrays ``entity``, ``members``, ``units``, ``volume`` indexed by account code."""
+    sel = rows[(rows["kind"] == ENTITY_TYPES.index(kind)) & rows["shared"]]
+    sel = sel.sort_values("volume", ascending=False, kind="stable").drop_duplicates("account")
+    acc = sel["account"].to_numpy()
+    out = {"entity": np.full(n, -1, dtype=np.int64)}
+    out["entity"][acc] = sel["entity"].to_numpy()
+    for column in ("members", "units", "volume"):
+        out[column] = np.zeros(n)
+        out[column][acc] = sel[column].to_numpy()
     return out
 
 
-def farm_evidence(inputs: ReasonInputs, label: int, members: np.ndarray) -> dict:
-    """The evidence dictionary of one farm (for the API's farm detail)."""
-    inc = inputs.incidence
-    rows = inputs.rows[inputs.rows["farm"] == label]
-    farm = inputs.farms.loc[label]
+class Explainer:
+    """Reasons for accounts and farms, and the farms' evidence dictionaries.
 
-    def top(kind: str, key: str) -> list[dict]:
-        sel = rows[(rows["kind"] == _kind(kind)) & rows["shared"]]
-        agg = sel.groupby("entity").agg(accounts=("account", "size"), orgs=("unit", "nunique"))
-        agg = agg.sort_values(["accounts", "orgs"], ascending=False).head(TOP)
+    Built once per run from :class:`ReasonInputs`; every aggregate it needs is computed in the
+    constructor with grouped, vectorised operations.
+    """
+
+    def __init__(self, inputs: ReasonInputs) -> None:
+        self.inputs = inputs
+        n = len(inputs.n_requests)
+        rows = inputs.rows
+        self.key = inputs.incidence.entity_key
+        self.ch = {c: inputs.channels[c].to_numpy() for c in CHANNELS}
+        self.coactivity = inputs.channels["coactivity"].to_numpy()
+        self.burst = inputs.channels["burst_peers"].to_numpy()
+        self.rates = inputs.templates[list(_RATE_COLUMNS)].to_numpy()
+        self.parts = {
+            kind: _strongest(rows, kind, n)
+            for kind in ("payment", "signup_ip", "device", "template")
+        }
+        ips = rows[(rows["kind"] == ENTITY_TYPES.index("ip")) & rows["shared"]]
+        self.ip_count = np.bincount(ips["account"], minlength=n)
+        self.ip_volume = np.bincount(ips["account"], weights=ips["volume"], minlength=n)
+        self.tops = self._farm_tops(rows)
+        self.farm_rows = inputs.farms.to_dict("index")
+        self.template_rates = {
+            int(tid): [round(float(r), 3) for r in rates]
+            for tid, rates in zip(
+                inputs.template_markers.index,
+                inputs.template_markers[list(_RATE_COLUMNS)].to_numpy(),
+                strict=True,
+            )
+        }
+
+    def _part(self, kind: str, account: int) -> dict[str, float] | None:
+        part = self.parts[kind]
+        if part["entity"][account] < 0:
+            return None
+        return {column: values[account] for column, values in part.items()}
+
+    def account(self, a: int) -> list[str]:
+        """Reasons of one farm member, strongest channel first."""
+        ch = {c: float(v[a]) for c, v in self.ch.items()}
+        lines: list[tuple[float, str]] = []
+        card = self._part("payment", a) if ch["payment"] >= MIN_CHANNEL else None
+        if card is not None:
+            lines.append(
+                (
+                    ch["payment"],
+                    f"card {self.key[int(card['entity'])]} shared with {int(card['members']) - 1} "
+                    f"farm accounts in {int(card['units'])} orgs",
+                )
+            )
+        if ch["network"] >= MIN_CHANNEL:
+            lines.append((ch["network"], self._network(a)))
+        device = self._part("device", a) if ch["device"] >= MIN_CHANNEL else None
+        if device is not None:
+            lines.append(
+                (
+                    ch["device"],
+                    f"device {self.key[int(device['entity'])]} shared with "
+                    f"{int(device['members']) - 1} farm accounts",
+                )
+            )
+        template = self._part("template", a) if ch["content"] >= MIN_CHANNEL else None
+        if template is not None:
+            name, rate = _marker_name(self.rates[a])
+            marker = f" ({name})" if rate >= 0.3 else ""
+            lines.append(
+                (
+                    ch["content"],
+                    f"{_pct(template['volume'])} of prompts in template "
+                    f"T{self.key[int(template['entity'])]}{marker}",
+                )
+            )
+        if ch["timing"] >= MIN_CHANNEL:
+            lines.append(
+                (
+                    ch["timing"],
+                    f"active in the same {self.inputs.bin_minutes:g}-minute windows as the farm "
+                    f"(co-activity {self.coactivity[a]:.2f}, "
+                    f"{self.inputs.baseline:.2f} by chance)",
+                )
+            )
+        if ch["signup"] >= MIN_CHANNEL:
+            lines.append(
+                (
+                    ch["signup"],
+                    f"signed up within {self.inputs.burst_minutes:g} minutes of "
+                    f"{int(self.burst[a])} farm accounts",
+                )
+            )
+        lines.sort(key=lambda x: -x[0])
+        return [text for _, text in lines]
+
+    def _network(self, a: int) -> str:
+        if self.ip_count[a] > 0:
+            return (
+                f"{int(self.ip_count[a])} IPs shared with farm members "
+                f"({_pct(min(self.ip_volume[a], 1.0))} of its requests)"
+            )
+        signup = self._part("signup_ip", a)
+        if signup is not None:
+            return (
+                f"signed up from {self.key[int(signup['entity'])]}, shared with "
+                f"{int(signup['members']) - 1} farm accounts"
+            )
+        return "network prefixes shared with farm members"
+
+    def _farm_tops(self, rows: pd.DataFrame) -> dict[tuple[int, int], pd.DataFrame]:
+        shared = rows[rows["shared"]]
+        agg = (
+            shared.groupby(["farm", "kind", "entity"], sort=False)
+            .agg(accounts=("account", "size"), orgs=("unit", "nunique"))
+            .reset_index()
+        )
+        counts = agg.groupby(["farm", "kind"]).size()
+        agg = agg.sort_values(
+            ["farm", "kind", "accounts", "orgs", "entity"],
+            ascending=[True, True, False, False, True],
+        )
+        head = agg.groupby(["farm", "kind"], sort=False).head(TOP)
+        tops = {key: frame for key, frame in head.groupby(["farm", "kind"], sort=False)}
+        self.counts = counts.to_dict()
+        return tops
+
+    def _top(self, label: int, kind: str, name: str) -> list[dict]:
+        frame = self.tops.get((label, ENTITY_TYPES.index(kind)))
+        if frame is None:
+            return []
         return [
-            {key: str(inc.entity_key[e]), "accounts": int(r.accounts), "orgs": int(r.orgs)}
-            for e, r in agg.iterrows()
+            {name: str(self.key[e]), "accounts": int(acc), "orgs": int(orgs)}
+            for e, acc, orgs in zip(frame["entity"], frame["accounts"], frame["orgs"], strict=True)
         ]
 
-    def count(kind: str) -> int:
-        return int(rows.loc[(rows["kind"] == _kind(kind)) & rows["shared"], "entity"].nunique())
-
-    templates = []
-    for item in top("template", "template_id"):
-        tid = int(item["template_id"])
-        rates = (
-            inputs.template_markers.loc[tid]
-            if tid in inputs.template_markers.index
-            else pd.Series({"cot_rate": 0.0, "rubric_rate": 0.0, "tool_rate": 0.0})
-        )
-        templates.append(
-            {
-                **item,
-                "cot_rate": round(float(rates["cot_rate"]), 3),
-                "rubric_rate": round(float(rates["rubric_rate"]), 3),
-                "tool_rate": round(float(rates["tool_rate"]), 3),
-            }
-        )
-    ch = inputs.channels.loc[members]
-    created = inputs.created[members]
-    created = created[~np.isnan(created)]
-    return {
-        "size": int(farm["size"]),
-        "org_units": int(farm["units"]),
-        "total_requests": int(inputs.n_requests[members].sum()),
-        "channels": {c: round(float(farm[c]), 3) for c in CHANNELS},
-        "payment_fingerprints": top("payment", "fingerprint"),
-        "ips": {"shared": count("ip"), "top": top("ip", "ip")},
-        "prefixes": {"shared": count("prefix"), "top": top("prefix", "prefix")},
-        "signup_ips": top("signup_ip", "ip"),
-        "devices": top("device", "device"),
-        "templates": templates,
-        "timing": {
-            "bin_minutes": inputs.bin_minutes,
-            "coactivity": round(float(ch["coactivity"].mean()), 3),
-            "baseline": round(inputs.baseline, 3),
-            "sync_score": round(float(farm["timing"]), 3),
-        },
-        "signup_burst": {
-            "window_minutes": inputs.burst_minutes,
-            "largest": int(ch["burst_peers"].max()) + 1 if len(ch) else 0,
-            "first": _iso(created.min()) if len(created) else None,
-            "last": _iso(created.max()) if len(created) else None,
-        },
-    }
+    def farm_evidence(self, label: int, members: np.ndarray) -> dict:
+        """The evidence dictionary of one farm (for the API's farm detail)."""
+        inputs = self.inputs
+        farm = self.farm_rows[label]
+        templates = []
+        for item in self._top(label, "template", "template_id"):
+            rates = self.template_rates.get(int(item["template_id"]), [0.0, 0.0, 0.0])
+            templates.append({**item, **dict(zip(_RATE_COLUMNS, rates, strict=True))})
+        created = inputs.created[members]
+        created = created[~np.isnan(created)]
+        kind_count = {
+            kind: int(self.counts.get((label, ENTITY_TYPES.index(kind)), 0))
+            for kind in ("ip", "prefix")
+        }
+        return {
+            "size": int(farm["size"]),
+            "org_units": int(farm["units"]),
+            "total_requests": int(inputs.n_requests[members].sum()),
+            "channels": {c: round(float(farm[c]), 3) for c in CHANNELS},
+            "payment_fingerprints": self._top(label, "payment", "fingerprint"),
+            "ips": {"shared": kind_count["ip"], "top": self._top(label, "ip", "ip")},
+            "prefixes": {
+                "shared": kind_count["prefix"],
+                "top": self._top(label, "prefix", "prefix"),
+            },
+            "signup_ips": self._top(label, "signup_ip", "ip"),
+            "devices": self._top(label, "device", "device"),
+            "templates": templates,
+            "timing": {
+                "bin_minutes": inputs.bin_minutes,
+                "coactivity": round(float(self.coactivity[members].mean()), 3),
+                "baseline": round(inputs.baseline, 3),
+                "sync_score": round(float(farm["timing"]), 3),
+            },
+            "signup_burst": {
+                "window_minutes": inputs.burst_minutes,
+                "largest": int(self.burst[members].max()) + 1 if len(members) else 0,
+                "first": _iso(created.min()) if len(created) else None,
+                "last": _iso(created.max()) if len(created) else None,
+            },
+        }
 
 
 def farm_reasons(evidence: dict) -> list[str]:
-    """Reasons of a farm, strongest channel first, from its evidence dictionary."""
+    """Reasons of a farm, strongest channel first, from its evidence dictionary.
+
+    >>> ev = {"size": 3, "org_units": 3, "channels": dict.fromkeys(CHANNELS, 0.0)}
+    >>> farm_reasons(ev)
+    ['3 accounts in 3 orgs']
+    """
     ch = evidence["channels"]
     lines: list[tuple[float, str]] = [
         (2.0, f"{evidence['size']} accounts in {evidence['org_units']} orgs")
     ]
-    cards = evidence["payment_fingerprints"]
+    cards = evidence.get("payment_fingerprints", [])
     if ch["payment"] >= MIN_CHANNEL and cards:
         c = cards[0]
+        more = f" (+{len(cards) - 1} more shared cards)" if len(cards) > 1 else ""
         lines.append(
             (
                 ch["payment"],
-                f"card {c['fingerprint']} shared by {c['accounts']} accounts in {c['orgs']} orgs"
-                + (f" (+{len(cards) - 1} more shared cards)" if len(cards) > 1 else ""),
+                f"card {c['fingerprint']} shared by {c['accounts']} accounts in "
+                f"{c['orgs']} orgs{more}",
             )
         )
     if ch["network"] >= MIN_CHANNEL:
@@ -242,7 +283,7 @@ def farm_reasons(evidence: dict) -> list[str]:
         lines.append((ch["device"], f"device {d['device']} shared by {d['accounts']} accounts"))
     if ch["content"] >= MIN_CHANNEL and evidence["templates"]:
         t = evidence["templates"][0]
-        name, rate = _marker_name(t["cot_rate"], t["rubric_rate"], t["tool_rate"])
+        name, rate = _marker_name(np.array([t[c] for c in _RATE_COLUMNS]))
         marker = f", {_pct(rate)} {name}" if rate >= 0.3 else ""
         lines.append(
             (

@@ -1,7 +1,8 @@
 """Farm and account scores from channel evidence, and the decisions they lead to.
 
-A farm's channels are the means of its members' channels. They are sorted strongest first and
-combined with decreasing weights (``RiskParams.channel_weights``), so the score is driven by the
+A farm's channels are the means of its members' channels. Channels that measure the same thing
+are reduced to one independent signal (``RiskParams.channel_groups``); the signals are sorted
+strongest first and combined with decreasing weights (``RiskParams.channel_weights``), so the score is driven by the
 *conjunction* of independent signals: one shared attribute, however strong, stays below review;
 two strong channels reach review, three reach block. The result is scaled by a size factor
 (pairs and trios are families more often than farms) and an org-diversity factor (a group made
@@ -35,21 +36,50 @@ DECISIONS = ("allow", "review", "block")
 """Decisions ordered from mildest to harshest."""
 
 
-def combine(channels: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
-    """Weighted sum of each row's channel strengths sorted strongest first, clipped to [0, 1]."""
-    ordered = -np.sort(-channels, axis=1)
+def combine(
+    channels: np.ndarray, weights: tuple[float, ...], full: float = 1.0, floor: float = 0.0
+) -> np.ndarray:
+    """Weighted sum of each row's channel strengths sorted strongest first, clipped to [0, 1].
+
+    Strengths are first mapped to presence: 0 up to ``floor`` (noise), 1 from ``full`` on,
+    linear in between.
+    """
+    presence = np.clip((channels - floor) / (full - floor), 0.0, 1.0)
+    ordered = -np.sort(-presence, axis=1)
     w = np.zeros(channels.shape[1])
     w[: min(len(weights), len(w))] = weights[: len(w)]
     return np.clip(ordered @ w, 0.0, 1.0)
 
 
-def size_factor(size: np.ndarray, half: float) -> np.ndarray:
-    """1 - exp(-(size - 1) / half): 0 for one account, near 1 from about 3 x half.
+def independent(channels: np.ndarray, groups: tuple[tuple[str, ...], ...]) -> np.ndarray:
+    """Channels (columns in :data:`CHANNELS` order) reduced to independent signals.
 
-    >>> size_factor(np.array([1, 2, 5, 20]), 2.0).round(2).tolist()
-    [0.0, 0.39, 0.86, 1.0]
+    Channels of one group measure the same thing (IPs and devices are both infrastructure, and
+    move together for NAT-ed populations); each group counts once, with its strongest channel.
+
+    >>> independent(np.array([[0.2, 0.9, 0.5, 0, 0, 0]]), (("payment",), ("network", "device")))
+    array([[0.2, 0.9]])
     """
-    return 1.0 - np.exp(-(np.asarray(size, dtype=np.float64) - 1.0) / half)
+    index = {name: i for i, name in enumerate(CHANNELS)}
+    return np.column_stack([channels[:, [index[c] for c in group]].max(axis=1) for group in groups])
+
+
+def _combine(channels: np.ndarray, params: RiskParams) -> np.ndarray:
+    return combine(
+        independent(channels, params.channel_groups),
+        params.channel_weights,
+        params.channel_full,
+        params.channel_floor,
+    )
+
+
+def size_factor(size: np.ndarray, mid: float, width: float) -> np.ndarray:
+    """Logistic in the group size: 1/2 at ``mid`` accounts, near 1 a few ``width`` above.
+
+    >>> size_factor(np.array([2, 4, 5, 8]), 4.0, 0.5).round(2).tolist()
+    [0.02, 0.5, 0.88, 1.0]
+    """
+    return 1.0 / (1.0 + np.exp(-(np.asarray(size, dtype=np.float64) - mid) / width))
 
 
 def diversity_factor(units: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -80,10 +110,10 @@ def farm_scores(
     out = grouped[list(CHANNELS)].mean()
     out["size"] = grouped.size()
     out["units"] = grouped["unit"].nunique()
-    out["evidence"] = combine(out[list(CHANNELS)].to_numpy(), params.channel_weights)
+    out["evidence"] = _combine(out[list(CHANNELS)].to_numpy(), params)
     out["score"] = (
         out["evidence"]
-        * size_factor(out["size"].to_numpy(), params.size_half)
+        * size_factor(out["size"].to_numpy(), params.size_mid, params.size_width)
         * diversity_factor(out["units"].to_numpy(), out["size"].to_numpy())
     )
     return out
@@ -116,16 +146,15 @@ def account_scores(
     """
     n = len(labels)
     members = labels >= 0
-    mine = combine(channels[list(CHANNELS)].to_numpy(), params.channel_weights)
+    mine = _combine(channels[list(CHANNELS)].to_numpy(), params)
     strength = np.zeros(n)
     score = np.zeros(n)
     if members.any():
         farm_evidence = farms["evidence"].reindex(labels[members]).to_numpy()
         farm_score = farms["score"].reindex(labels[members]).to_numpy()
+        reference = params.member_tolerance * farm_evidence
         strength[members] = np.clip(
-            np.divide(
-                mine[members], farm_evidence, out=np.zeros(members.sum()), where=farm_evidence > 0
-            ),
+            np.divide(mine[members], reference, out=np.zeros(members.sum()), where=reference > 0),
             0.0,
             1.0,
         )
