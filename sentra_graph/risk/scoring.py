@@ -2,11 +2,12 @@
 
 A farm's channels are the means of its members' channels. Channels that measure the same thing
 are reduced to one independent signal (``RiskParams.channel_groups``); the signals are sorted
-strongest first and combined with decreasing weights (``RiskParams.channel_weights``), so the score is driven by the
-*conjunction* of independent signals: one shared attribute, however strong, stays below review;
-two strong channels reach review, three reach block. The result is scaled by a size factor
-(pairs and trios are families more often than farms) and an org-diversity factor (a group made
-of one org is an open relationship, not a concealed one).
+strongest first and combined with decreasing weights (``RiskParams.channel_weights``), so the
+score is driven by the *conjunction* of independent signals: one shared attribute, however
+strong, stays below review; two strong independent signals reach block only in a group larger
+than a family, three do so comfortably. The result is scaled by a size factor (pairs, trios and
+quartets are families more often than farms) and an org-diversity factor (a group made of one
+org is an open relationship, not a concealed one).
 
 >>> combine(np.array([[1.0, 0.0, 0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]]),
 ...         (0.36, 0.32, 0.22, 0.1, 0.05, 0.05)).round(2).tolist()
