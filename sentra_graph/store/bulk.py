@@ -1,9 +1,212 @@
-"""Bulk loads of validated accounts and requests (COPY on PostgreSQL)."""
+"""Bulk loads of validated accounts and requests.
+
+PostgreSQL: the rows are written as CSV by Arrow and sent with ``COPY ... FROM STDIN`` into a
+temporary staging table, then moved with ``INSERT ... SELECT ... ON CONFLICT``, which counts
+exactly what was new. SQLite: ``executemany`` in one transaction per chunk.
+
+Both take rows already checked by :mod:`sentra_graph.ingest.validate`: canonical columns
+(timestamps UTC), requests unique by request_id and accounts unique by account_id.
+"""
 
 from __future__ import annotations
 
+import io
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
 from sentra_graph.store.core import StoreCore
+
+REQUEST_LOAD_COLUMNS = [
+    "request_id",
+    "ts",
+    "account_id",
+    "ip",
+    "api_key_id",
+    "user_agent",
+    "tls_fingerprint",
+    "model",
+    "prompt",
+    "prompt_embedding",
+    "prompt_tokens",
+    "completion_tokens",
+    "status",
+    "markers",
+]
+ACCOUNT_LOAD_COLUMNS = [
+    "account_id",
+    "created_at",
+    "org_id",
+    "email_domain",
+    "payment_fingerprint",
+    "signup_ip",
+    "country",
+]
+_ACCOUNT_OPTIONAL = ACCOUNT_LOAD_COLUMNS[2:]
+
+_PG_STAGE_REQUESTS = """
+CREATE TEMP TABLE _stage_requests (
+    request_id text, ts timestamptz, account_id text, ip text, api_key_id text,
+    user_agent text, tls_fingerprint text, model text, prompt text, prompt_embedding text,
+    prompt_tokens integer, completion_tokens integer, status integer, markers smallint
+) ON COMMIT DROP
+"""
+_PG_STAGE_ACCOUNTS = """
+CREATE TEMP TABLE _stage_accounts (
+    account_id text, created_at timestamptz, org_id text, email_domain text,
+    payment_fingerprint text, signup_ip text, country text
+) ON COMMIT DROP
+"""
+_PG_SEEN = """
+CREATE TEMP TABLE _stage_seen ON COMMIT DROP AS
+SELECT account_id, min(ts) AS first_ts FROM _stage_requests GROUP BY account_id
+"""
+_REQUEST_LIST = ", ".join(REQUEST_LOAD_COLUMNS)
+_ACCOUNT_LIST = ", ".join(ACCOUNT_LOAD_COLUMNS)
+_ACCOUNT_UPDATES = ", ".join(
+    ["created_at = excluded.created_at"]
+    + [f"{c} = COALESCE(excluded.{c}, accounts.{c})" for c in _ACCOUNT_OPTIONAL]
+    + ["inferred = false"]
+)
+
+# An account known only from its requests is created with the first request time and
+# ``inferred``; a real accounts record later replaces it, an earlier request lowers it.
+_NEW_INFERRED = (
+    "INSERT INTO accounts (account_id, created_at, inferred) "
+    "SELECT account_id, first_ts, true FROM _stage_seen ON CONFLICT (account_id) DO NOTHING"
+)
+_LOWER_INFERRED = (
+    "UPDATE accounts SET created_at = s.first_ts FROM _stage_seen s "
+    "WHERE accounts.account_id = s.account_id AND accounts.inferred "
+    "AND s.first_ts < accounts.created_at"
+)
+_SQLITE_INFERRED = (
+    "INSERT INTO accounts (account_id, created_at, inferred) VALUES (?, ?, true) "
+    "ON CONFLICT (account_id) DO UPDATE SET created_at = excluded.created_at "
+    "WHERE accounts.inferred AND excluded.created_at < accounts.created_at"
+)
 
 
 class BulkMixin(StoreCore):
-    pass
+    def load_requests(self, rows: pd.DataFrame) -> int:
+        """Insert checked requests, skip those whose request_id is stored already, and create
+        the accounts they name that are not stored yet; return how many requests were new.
+
+        ``rows`` has :data:`REQUEST_LOAD_COLUMNS`, unique request_id, ``ts`` UTC.
+        """
+        if rows.empty:
+            return 0
+        if self.is_postgres:
+            return self._pg_load_requests(rows)
+        return self._sqlite_load_requests(rows)
+
+    def load_accounts(self, rows: pd.DataFrame) -> int:
+        """Upsert checked accounts (a field left null keeps its stored value; the account is no
+        longer ``inferred``); return how many rows were written.
+
+        ``rows`` has :data:`ACCOUNT_LOAD_COLUMNS`, unique account_id, ``created_at`` UTC.
+        """
+        if rows.empty:
+            return 0
+        if self.is_postgres:
+            return self._pg_load_accounts(rows)
+        return self._sqlite_load_accounts(rows)
+
+    # ---- PostgreSQL ----------------------------------------------------------------------
+    def _pg_load_requests(self, rows: pd.DataFrame) -> int:
+        data = _copy_csv(rows, REQUEST_LOAD_COLUMNS)
+        with self.begin() as conn, conn.connection.driver_connection.cursor() as cur:
+            cur.execute("SET LOCAL TIME ZONE 'UTC'")
+            cur.execute(_PG_STAGE_REQUESTS)
+            with cur.copy(f"COPY _stage_requests ({_REQUEST_LIST}) FROM STDIN (FORMAT csv)") as cp:
+                cp.write(data)
+            cur.execute(
+                f"INSERT INTO requests ({_REQUEST_LIST}) SELECT {_REQUEST_LIST} "
+                "FROM _stage_requests ON CONFLICT (request_id) DO NOTHING"
+            )
+            inserted = cur.rowcount
+            cur.execute(_PG_SEEN)
+            cur.execute(_NEW_INFERRED)
+            cur.execute(_LOWER_INFERRED)
+        return int(inserted)
+
+    def _pg_load_accounts(self, rows: pd.DataFrame) -> int:
+        data = _copy_csv(rows, ACCOUNT_LOAD_COLUMNS)
+        with self.begin() as conn, conn.connection.driver_connection.cursor() as cur:
+            cur.execute("SET LOCAL TIME ZONE 'UTC'")
+            cur.execute(_PG_STAGE_ACCOUNTS)
+            with cur.copy(f"COPY _stage_accounts ({_ACCOUNT_LIST}) FROM STDIN (FORMAT csv)") as cp:
+                cp.write(data)
+            cur.execute(
+                f"INSERT INTO accounts ({_ACCOUNT_LIST}, inferred) "
+                f"SELECT {_ACCOUNT_LIST}, false FROM _stage_accounts "
+                f"ON CONFLICT (account_id) DO UPDATE SET {_ACCOUNT_UPDATES}"
+            )
+            written = cur.rowcount
+        return int(written)
+
+    # ---- SQLite --------------------------------------------------------------------------
+    def _sqlite_load_requests(self, rows: pd.DataFrame) -> int:
+        marks = ", ".join("?" * len(REQUEST_LOAD_COLUMNS))
+        seen = rows.groupby("account_id", sort=False)["ts"].min().reset_index()
+        with self.begin() as conn:
+            cur = conn.connection.driver_connection.cursor()
+            cur.executemany(
+                f"INSERT INTO requests ({_REQUEST_LIST}) VALUES ({marks}) "
+                "ON CONFLICT (request_id) DO NOTHING",
+                _python_rows(rows, REQUEST_LOAD_COLUMNS),
+            )
+            inserted = cur.rowcount
+            cur.executemany(_SQLITE_INFERRED, _python_rows(seen, ["account_id", "ts"]))
+            cur.close()
+        return int(inserted)
+
+    def _sqlite_load_accounts(self, rows: pd.DataFrame) -> int:
+        marks = ", ".join("?" * len(ACCOUNT_LOAD_COLUMNS))
+        with self.begin() as conn:
+            cur = conn.connection.driver_connection.cursor()
+            cur.executemany(
+                f"INSERT INTO accounts ({_ACCOUNT_LIST}, inferred) VALUES ({marks}, false) "
+                f"ON CONFLICT (account_id) DO UPDATE SET {_ACCOUNT_UPDATES}",
+                _python_rows(rows, ACCOUNT_LOAD_COLUMNS),
+            )
+            written = cur.rowcount
+            cur.close()
+        return int(written)
+
+
+def _arrow_column(values: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """Arrow form of a column; timestamps become naive UTC, which formats fast."""
+    array = pa.array(values, from_pandas=True)
+    if pa.types.is_timestamp(array.type):
+        array = pc.cast(array, pa.timestamp("us"))
+    return array
+
+
+def _copy_csv(rows: pd.DataFrame, columns: list[str]) -> memoryview:
+    """The rows as CSV for ``COPY ... (FORMAT csv)`` (null = an unquoted empty field).
+
+    Timestamps are written as naive UTC: the loading transaction sets its time zone to UTC.
+    """
+    table = pa.table({name: _arrow_column(rows[name]) for name in columns})
+    buffer = io.BytesIO()
+    pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
+    return buffer.getbuffer()
+
+
+def _python_rows(rows: pd.DataFrame, columns: list[str]) -> list[tuple[Any, ...]]:
+    """Rows as tuples of Python values (None for null) for ``executemany``.
+
+    Timestamps become the text SQLAlchemy stores in SQLite: ``YYYY-MM-DD HH:MM:SS.ffffff``.
+    """
+    values: list[np.ndarray] = []
+    for name in columns:
+        array = _arrow_column(rows[name])
+        if pa.types.is_timestamp(array.type):
+            array = pc.cast(array, pa.string())
+        values.append(np.asarray(array.to_pylist(), dtype=object))
+    return list(zip(*values, strict=True))
