@@ -22,13 +22,13 @@ import httpx
 
 from sentra_graph.banlist import MEDIA_TYPES, write_banlist
 from sentra_graph.config import Settings
+from sentra_graph.pipeline import RunAlreadyInProgress, run_detection
 from sentra_graph.store import Store, open_store
 
 __all__ = [
     "DETECTION_JOB",
     "EXPORT_JOB",
     "FAILED",
-    "RUN_LOCK",
     "SKIPPED",
     "SUCCEEDED",
     "detection_run_job",
@@ -39,8 +39,6 @@ logger = logging.getLogger(__name__)
 
 DETECTION_JOB = "detection-run"
 EXPORT_JOB = "export-banlist"
-RUN_LOCK = "detection-run"
-"""The lock every detection run holds, whoever starts it: runs never overlap."""
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -59,13 +57,6 @@ _SUMMARY_FIELDS = {
 }
 
 RunDetection = Callable[[Store, Settings], Any]
-
-
-def _run_pipeline(store: Store, settings: Settings) -> Any:
-    """The detection service; imported when a run starts, so the scheduler starts light."""
-    from sentra_graph.pipeline import run_detection
-
-    return run_detection(store, settings)
 
 
 @contextmanager
@@ -105,30 +96,28 @@ def _summary_details(summary: Any) -> dict[str, Any]:
     return details
 
 
-def detection_run_job(settings: Settings, *, run: RunDetection | None = None) -> str:
-    """One detection run under the cross-process run lock, then run retention.
+def detection_run_job(settings: Settings, *, run: RunDetection = run_detection) -> str:
+    """One detection run, then run retention.
 
-    Skipped (status ``skipped``) when another process holds the lock. After a published run,
-    all but the newest ``settings.retention_runs`` runs are deleted.
+    The run holds the store's cross-process run lock; when another process holds it the job
+    is recorded as ``skipped``. After a published run, all but the newest
+    ``settings.retention_runs`` runs are deleted.
 
     :param settings: the store, run and retention settings.
-    :param run: the detection service, ``run(store, settings)``; default
-        :func:`sentra_graph.pipeline.run_detection`.
+    :param run: the detection service, ``run(store, settings)``, raising
+        :class:`~sentra_graph.pipeline.RunAlreadyInProgress` when the lock is held elsewhere.
     :returns: the job's status.
     """
-    run = run or _run_pipeline
     origin = _origin()
-    with _opened(settings) as store, store.run_lock(RUN_LOCK) as acquired:
+    with _opened(settings) as store:
         job_run_id = store.job_started(DETECTION_JOB, origin)
-        if not acquired:
-            logger.info("detection run skipped: another process is running one")
-            store.job_finished(
-                job_run_id, SKIPPED, details={**origin, "reason": "run lock held elsewhere"}
-            )
-            return SKIPPED
         try:
             summary = run(store, settings)
             deleted = store.delete_runs_except(settings.retention_runs)
+        except RunAlreadyInProgress as busy:
+            logger.info("detection run skipped: %s", busy)
+            store.job_finished(job_run_id, SKIPPED, details={**origin, "reason": str(busy)})
+            return SKIPPED
         except Exception as error:
             store.job_finished(job_run_id, FAILED, error=_error_text(error), details=origin)
             raise

@@ -64,7 +64,9 @@ def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
 
 
 def _reason_list(value: Any) -> list[str]:
-    """A stored ``reasons`` value as a list of strings (None means no reasons)."""
+    """A stored ``reasons`` value (a JSON list of strings, or None) as a list of strings."""
+    if isinstance(value, list):
+        return value
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return []
     if isinstance(value, str):

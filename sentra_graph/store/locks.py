@@ -12,9 +12,8 @@ learns whether it got the lock and skips its work when it did not.
   either; the file itself stays, empty of meaning once unlocked.
 - In-memory SQLite: a lock within this process, the only one that can see the database.
 
-A thread that already holds a lock gets it again (``True``) when it nests another
-``run_lock`` of the same name, like a PostgreSQL session does; another thread, or another
-process, gets ``False``.
+Every ``run_lock`` call is a holder of its own: a second call for a lock already held gets
+``False``, in another process, another thread or the same thread.
 """
 
 from __future__ import annotations
@@ -23,9 +22,8 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
-from functools import partial
 from pathlib import Path
 
 from sentra_graph.store.core import StoreCore
@@ -35,7 +33,6 @@ __all__ = ["LocksMixin", "advisory_key"]
 _MEMORY_DATABASES = (None, "", ":memory:")
 _process_locks: dict[str, threading.Lock] = {}
 _process_locks_guard = threading.Lock()
-_held = threading.local()
 
 
 def advisory_key(name: str) -> int:
@@ -50,14 +47,6 @@ def advisory_key(name: str) -> int:
     """
     digest = hashlib.sha256(f"sentra-graph:{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def _held_depths() -> dict[str, int]:
-    """How many times this thread holds each lock it holds."""
-    depths = getattr(_held, "depths", None)
-    if depths is None:
-        depths = _held.depths = {}
-    return depths
 
 
 def _slug(name: str) -> str:
@@ -114,9 +103,9 @@ def _file_lock(path: Path) -> Iterator[bool]:
 
 
 @contextmanager
-def _process_lock(key: str) -> Iterator[bool]:
+def _process_lock(name: str) -> Iterator[bool]:
     with _process_locks_guard:
-        lock = _process_locks.setdefault(key, threading.Lock())
+        lock = _process_locks.setdefault(name, threading.Lock())
     if not lock.acquire(blocking=False):
         yield False
         return
@@ -127,52 +116,27 @@ def _process_lock(key: str) -> Iterator[bool]:
 
 
 class LocksMixin(StoreCore):
-    def _lock_target(self, name: str) -> tuple[str, Callable[[], AbstractContextManager[bool]]]:
-        """What identifies lock ``name`` of this store, and how to take it."""
-        slug = _slug(name)
-        if self.is_postgres:
-            where = self.engine.url.set(drivername="postgresql", password=None)
-            return f"{where.render_as_string()}#{name}", partial(
-                _postgres_lock, self.libpq_url, name
-            )
-        database = self.engine.url.database
-        if database in _MEMORY_DATABASES or str(database).startswith("file::memory:"):
-            key = f"memory#{name}"
-            return key, partial(_process_lock, key)
-        path = Path(str(database)).resolve()
-        lock_file = path.with_name(f"{path.name}.{slug}.lock")
-        return str(lock_file), partial(_file_lock, lock_file)
-
-    @contextmanager
-    def run_lock(self, name: str) -> Iterator[bool]:
+    def run_lock(self, name: str) -> AbstractContextManager[bool]:
         """Try to take the cross-process lock ``name``, without waiting.
 
-        Yields True while this caller holds the lock and False when another holder has it;
-        the lock is released when the block ends, or when the holding process dies.
+        The context yields True while this caller holds the lock and False when another
+        holder has it; the lock is released when the block ends, or when the holding process
+        dies.
 
         :param name: the lock's name, e.g. ``"detection-run"``.
 
         >>> from sentra_graph.store import open_store
         >>> store = open_store("sqlite://")
         >>> with store.run_lock("detection-run") as acquired:
-        ...     acquired
-        True
+        ...     with store.run_lock("detection-run") as again:
+        ...         (acquired, again)
+        (True, False)
         """
-        key, take = self._lock_target(name)
-        depths = _held_depths()
-        if depths.get(key):
-            depths[key] += 1
-            try:
-                yield True
-            finally:
-                depths[key] -= 1
-            return
-        with take() as acquired:
-            if not acquired:
-                yield False
-                return
-            depths[key] = 1
-            try:
-                yield True
-            finally:
-                del depths[key]
+        slug = _slug(name)
+        if self.is_postgres:
+            return _postgres_lock(self.libpq_url, name)
+        database = self.engine.url.database
+        if database in _MEMORY_DATABASES or str(database).startswith("file::memory:"):
+            return _process_lock(name)
+        path = Path(str(database)).resolve()
+        return _file_lock(path.with_name(f"{path.name}.{slug}.lock"))
