@@ -57,6 +57,9 @@ common to make its users neighbours; it still appears in the evidence tables wit
 MAX_ROWS = 20
 """Rows kept per evidence table and neighbour table, most telling first."""
 
+RENDER_ROWS = 8
+"""Rows per kind that :func:`render_explanation` prints (the explanation holds more)."""
+
 EVIDENCE_COLUMNS = ["entity", "requests", "other_accounts", "farm_members"]
 NEIGHBOUR_COLUMNS = ["account_id", "shared", "n_shared", "in_farm", "decision", "score"]
 
@@ -354,9 +357,10 @@ def render_explanation(expl: Explanation, console: Console | None = None) -> Non
 
 
 def _shared_rows(evidence: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """The evidence tables stacked with a ``kind`` column, entities nobody else uses dropped."""
+    """The evidence tables stacked with a ``kind`` column: the :data:`RENDER_ROWS` most shared
+    entities of each kind, entities nobody else uses dropped."""
     frames = [
-        frame[frame["other_accounts"] > 0].assign(kind=KIND_LABELS[kind])
+        frame[frame["other_accounts"] > 0].head(RENDER_ROWS).assign(kind=KIND_LABELS[kind])
         for kind, frame in evidence.items()
     ]
     frames = [frame for frame in frames if len(frame)]

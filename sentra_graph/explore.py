@@ -466,12 +466,24 @@ def notebook_store(n_accounts: int = 1500, *, days: int = 7, seed: int = 0) -> N
 def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     if ax is not None:
         return ax
-    _, ax = plt.subplots(figsize=size)
+    _, ax = plt.subplots(figsize=size, layout="constrained")
     return ax
 
 
 def _short(text: str, width: int = 14) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _entity_label(kind: str, entity: str) -> str:
+    """A short node label; a device shows its user agent, which tells devices apart best.
+
+    >>> _entity_label("device", "t13d1614h2_10699a37f644|python-httpx/0.27.2")
+    't13d16…|python-httpx/0…'
+    """
+    if kind == "device" and "|" in entity:
+        tls, agent = entity.split("|", 1)
+        return f"{_short(tls, 7)}|{_short(agent, 15)}"
+    return _short(entity, 18)
 
 
 def _bounded(edges: pd.DataFrame, max_entities: int, max_accounts: int) -> pd.DataFrame:
@@ -568,7 +580,7 @@ def draw_farm(
                 node_size=sizes,
                 node_color=colour,
             )
-    labels = {n: _short(n[1], 18) for n in graph if n[0] != "account"}
+    labels = {n: _entity_label(*n) for n in graph if n[0] != "account"}
     if len(accounts) <= 15:
         labels.update({n: _short(n[1], 10) for n in accounts})
     nx.draw_networkx_labels(graph, pos, labels=labels, ax=ax, font_size=7)
@@ -694,15 +706,15 @@ def plot_template_mix(
         greys.get(c, "#f8f9f9" if c == "unassigned" else palette(i % 10))
         for i, c in enumerate(order)
     ]
-    table.plot.barh(stacked=True, ax=ax, color=colours, width=0.85, legend=False)
-    ax.invert_yaxis()
+    rows = np.arange(len(table))
+    left = np.zeros(len(table))
+    for column, colour in zip(order, colours, strict=True):
+        ax.barh(rows, table[column], left=left, height=0.85, color=colour, label=column)
+        left += table[column].to_numpy()
+    ax.set_yticks(rows, [_short(str(a), 18) for a in table.index], fontsize=7)
+    ax.set_ylim(len(table) - 0.5, -0.5)
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of the account's requests")
-    ax.set_ylabel("")
-    if len(table) > 30:
-        ax.set_yticks([])
-    else:
-        ax.tick_params(axis="y", labelsize=7)
     ax.legend(title="template", fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     ax.set_title(f"{title}: prompt templates per account")
     return ax

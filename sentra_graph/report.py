@@ -45,6 +45,9 @@ MAX_FARM_ROWS = 500
 MAX_MEMBER_ROWS = 15
 MAX_PROMPT_CHARS = 300
 
+_WRAPPED = {"top_reasons", "reasons", "prompt", "value"}
+"""Columns of long text that may wrap; every other cell stays on one line."""
+
 _MEMBER_COLUMNS = [
     "account_id",
     "strength",
@@ -133,7 +136,7 @@ def _table(
             text = html.escape(_fmt(value))
             if links and column == link_column and value in links:
                 text = f'<a href="#{links[value]}">{text}</a>'
-            css = "num" if column in numeric else ""
+            css = "num" if column in numeric else ("wrap" if column in _WRAPPED else "")
             if column == "decision" and value in DECISION_COLOURS:
                 css = str(value)
             cells.append(f'<td class="{css}">{text}</td>' if css else f"<td>{text}</td>")
