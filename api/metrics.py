@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from api.schemas import DECISIONS
 from api.snapshot import Snapshot
-from sentra_graph.detect import DECISIONS
 
 UNMATCHED_ROUTE = "<unmatched>"
 """Route label of requests no route matched; raw paths would make label values unbounded."""

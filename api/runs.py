@@ -62,10 +62,13 @@ def _tail(data: bytes | None) -> str:
     return (data or b"").decode("utf-8", "replace")[-OUTPUT_TAIL:].strip()
 
 
+RUN_LOCK = "detection-run"
+"""The store lock every detection run holds (``sentra_graph.pipeline.RUN_LOCK``; that module
+is not imported here, it loads the whole engine into the server)."""
+
+
 def _lock_is_free(store: Store) -> bool:
     """Whether no other process holds the store's detection-run lock (probed, then released)."""
-    from sentra_graph.pipeline import RUN_LOCK
-
     with store.run_lock(RUN_LOCK) as acquired:
         return bool(acquired)
 

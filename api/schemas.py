@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -15,6 +15,9 @@ MAX_ID_LENGTH = 256
 """Longest account id a lookup accepts; longer ones cannot be real ids."""
 
 Decision = Literal["allow", "review", "block"]
+DECISIONS: tuple[str, ...] = get_args(Decision)
+"""Decisions from mildest to harshest (as :data:`sentra_graph.detect.DECISIONS`, whose module
+is not imported here: it loads the whole engine)."""
 AccountId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
 
 

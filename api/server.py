@@ -3,7 +3,7 @@
 The scheduler runs in a child process of its own session, so that only this server decides
 when it stops: on SIGTERM or SIGINT uvicorn finishes the requests in flight, then the
 scheduler is asked to stop (SIGTERM: it lets a running job finish) and, if it has not ended
-after :data:`SCHEDULER_STOP_SECONDS`, is killed.
+after :data:`SCHEDULER_STOP_SECONDS`, is killed; then :func:`serve` returns (exit status 0).
 
 ``python -m api.server --port 8001`` runs it without the ``sentra-graph`` command.
 """
@@ -14,7 +14,12 @@ import argparse
 import logging
 import multiprocessing
 import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
+from types import FrameType
 
 import sqlalchemy as sa
 import uvicorn
@@ -65,6 +70,28 @@ def stop_scheduler(process: BaseProcess, timeout: float = SCHEDULER_STOP_SECONDS
     log.info("scheduler ended with exit code %s", process.exitcode)
 
 
+@contextmanager
+def _signals_end_serving() -> Iterator[None]:
+    """Make SIGTERM and SIGINT end :func:`serve` normally.
+
+    uvicorn shuts down gracefully on either signal, then re-raises it with the handlers it
+    found; with the default ones the process would die there, before the scheduler is stopped.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _served) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _served(signum: int, _frame: FrameType | None) -> None:
+    log.info("%s: the server has stopped", signal.Signals(signum).name)
+
+
 def serve(
     host: str,
     port: int,
@@ -102,12 +129,13 @@ def serve(
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    try:
-        uvicorn.Server(config).run()
-    finally:
-        if scheduler is not None:
-            stop_scheduler(scheduler)
-        store.dispose()
+    with _signals_end_serving():
+        try:
+            uvicorn.Server(config).run()
+        finally:
+            if scheduler is not None:
+                stop_scheduler(scheduler)
+            store.dispose()
 
 
 def main(argv: list[str] | None = None) -> None:

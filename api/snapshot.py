@@ -20,8 +20,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from api.schemas import RiskResult
-from sentra_graph.detect import DECISIONS
+from api.schemas import DECISIONS, RiskResult
 from sentra_graph.store import Store
 
 ALLOW = "allow"

@@ -17,22 +17,19 @@ SCORE_HEADER = "X-Sentra-Score"
 BLOCK = "block"
 
 
+PROXY_METHODS = ["POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+"""Methods a proxy may forward besides GET: Envoy's ``ext_authz`` keeps the client's method."""
+
+
 def gateway_router(account_header: str) -> APIRouter:
-    """``GET /v1/gateway/check`` reading the account id from the header ``account_header``."""
+    """``GET /v1/gateway/check`` reading the account id from the header ``account_header``.
+
+    The same check answers under any method and any path below ``/v1/gateway/check/`` (kept
+    out of the OpenAPI document): Envoy's ``ext_authz`` appends the client's path to its
+    ``path_prefix`` and keeps the client's method.
+    """
     router = APIRouter(prefix="/v1", tags=["lookups"])
 
-    @router.get(
-        "/gateway/check",
-        response_model=RiskResult,
-        responses={
-            **ERRORS,
-            400: {"description": f"the {account_header} header is missing or too long"},
-            403: {
-                "model": RiskResult,
-                "description": "the account is blocked, or the key lacks the gateway scope",
-            },
-        },
-    )
     async def gateway_check(
         _: GatewayKey,
         state: StateDep,
@@ -56,4 +53,27 @@ def gateway_router(account_header: str) -> APIRouter:
             {DECISION_HEADER: entry.decision, SCORE_HEADER: entry.score},
         )
 
+    router.add_api_route(
+        "/gateway/check",
+        gateway_check,
+        methods=["GET"],
+        response_model=RiskResult,
+        responses={
+            **ERRORS,
+            400: {"description": f"the {account_header} header is missing or too long"},
+            403: {
+                "model": RiskResult,
+                "description": "the account is blocked, or the key lacks the gateway scope",
+            },
+        },
+    )
+    router.add_api_route(
+        "/gateway/check", gateway_check, methods=PROXY_METHODS, include_in_schema=False
+    )
+    router.add_api_route(
+        "/gateway/check/{original_path:path}",
+        gateway_check,
+        methods=["GET", *PROXY_METHODS],
+        include_in_schema=False,
+    )
     return router

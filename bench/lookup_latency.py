@@ -1,0 +1,325 @@
+"""Lookup latency and throughput of the HTTP API, measured with ``wrk`` on loopback.
+
+Fills a SQLite store with a published run of ``--accounts`` scored accounts, starts the API
+(one uvicorn worker) with an extra bare endpoint that returns a constant, and runs ``wrk``
+(``apt-get install -y wrk``) against: single lookups at 4 and 64 connections, the bare
+endpoint at the same loads, batches of 1000 ids, and gateway checks. A second server without
+the metrics middleware shows what metrics cost. Prints req/s, p50 and p99 per scenario and the
+single/bare throughput ratio, against the targets: ratio >= 0.8, p99 <= 2 ms at 4
+connections, a 1000-id batch in <= 20 ms of server time.
+
+    python bench/lookup_latency.py                 # 100k accounts, 10 s per scenario
+    python bench/lookup_latency.py --accounts 1000000 --duration 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+KEY = "bench-gateway-key"
+BARE_PATH = "/bench/bare"
+BARE_BODY = b'{"status":"ok"}'
+LOOKUP_SAMPLE = 20_000
+"""Distinct ids the single-lookup script cycles through (10% of them unknown accounts)."""
+
+
+# ---- the store -------------------------------------------------------------------------------
+
+
+def fill_store(url: str, n_accounts: int, seed: int = 0) -> None:
+    """A store with ``n_accounts`` accounts and one published run scoring all of them."""
+    from sentra_graph.store import open_store
+    from sentra_graph.store import schema as t
+
+    rng = random.Random(seed)
+    store = open_store(url)
+    store.init()
+    created = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    ids = [f"acct-{i:07d}" for i in range(n_accounts)]
+    with store.begin() as conn:
+        for start in range(0, n_accounts, 20_000):
+            conn.execute(
+                t.accounts.insert(),
+                [{"account_id": a, "created_at": created} for a in ids[start : start + 20_000]],
+            )
+    kinds = rng.choices(["allow", "review", "block"], weights=[90, 7, 3], k=n_accounts)
+    scores = [{"allow": 0.1, "review": 0.6, "block": 0.9}[k] + rng.random() * 0.09 for k in kinds]
+    clusters = [f"F-{rng.randrange(500)}" if k != "allow" else None for k in kinds]
+    reasons = [
+        ["shares a payment card with 14 accounts", "prompt template 17 in 92% of requests"]
+        if k != "allow"
+        else []
+        for k in kinds
+    ]
+    decisions = pd.DataFrame(
+        {
+            "account_id": ids,
+            "score": scores,
+            "decision": kinds,
+            "cluster_id": clusters,
+            "reasons": reasons,
+            "evidence": [None] * n_accounts,
+        }
+    )
+    empty_clusters = pd.DataFrame(
+        columns=["cluster_id", "size", "score", "decision", "reasons", "evidence"]
+    )
+    empty_members = pd.DataFrame(columns=["account_id", "cluster_id", "strength"])
+    store.start_run("bench-run", created, created + dt.timedelta(days=7), {})
+    store.write_results("bench-run", empty_clusters, empty_members, decisions)
+    store.publish_run("bench-run", {}, {}, dt.timedelta(days=3650))
+    store.dispose()
+
+
+# ---- the server (child process) ----------------------------------------------------------------
+
+
+def serve_child(url: str, port: int, metrics: bool) -> None:
+    """The API plus a bare endpoint, in this process, under one uvicorn worker."""
+    import uvicorn
+    from fastapi import Response
+
+    from api.app import create_app
+    from api.middleware import MetricsMiddleware
+    from sentra_graph.config import load_settings
+    from sentra_graph.store import open_store
+
+    settings = load_settings(database_url=url, api_keys=f"{KEY}:gateway")
+    app = create_app(settings, open_store(url))
+    if not metrics:
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not MetricsMiddleware]
+
+    @app.get(BARE_PATH, include_in_schema=False)
+    async def bare() -> Response:
+        return Response(BARE_BODY, media_type="application/json")
+
+    uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A child server process, ready when ``/readyz`` answers 200."""
+
+    def __init__(self, url: str, metrics: bool) -> None:
+        self.port = free_port()
+        command = [sys.executable, __file__, "--serve", url, "--port", str(self.port)]
+        if not metrics:
+            command.append("--no-metrics")
+        self.process = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1])
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.base}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError("the server exited before it was ready")
+            time.sleep(0.2)
+        raise RuntimeError("the server did not become ready within 300 s")
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(30)
+
+
+# ---- wrk -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    name: str
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * _UNIT_MS[unit]
+
+
+def parse_wrk(name: str, connections: int, output: str) -> Result:
+    """Requests/s and the p50/p99 latency of ``wrk --latency`` output."""
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return Result(
+        name,
+        connections,
+        float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        _ms(percentiles["50"]),
+        _ms(percentiles["99"]),
+        errors + (int(non_2xx.group(1)) if non_2xx else 0),
+    )
+
+
+def lua_scripts(directory: Path, ids: list[str]) -> dict[str, Path]:
+    """wrk scripts: cycling single lookups, a fixed 1000-id batch, gateway checks, bare."""
+    auth = f'wrk.headers["Authorization"] = "Bearer {KEY}"\n'
+    id_table = "local ids = {" + ",".join(json.dumps(i) for i in ids) + "}\n"
+    cycle = "local n = 0\nlocal function next_id()\n  n = n % #ids + 1\n  return ids[n]\nend\n"
+    scripts = {
+        "single": auth
+        + id_table
+        + cycle
+        + 'request = function()\n  return wrk.format("GET", "/v1/accounts/" .. next_id() .. '
+        '"/risk")\nend\n',
+        "gateway": auth
+        + id_table
+        + cycle
+        + 'request = function()\n  return wrk.format("GET", "/v1/gateway/check", '
+        '{["X-Account-Id"] = next_id()})\nend\n',
+        "batch": auth
+        + 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        + f"wrk.body = {json.dumps(json.dumps({'account_ids': ids[:1000]}))}\n",
+        "bare": "",
+    }
+    paths = {}
+    for name, text in scripts.items():
+        paths[name] = directory / f"{name}.lua"
+        paths[name].write_text(text)
+    return paths
+
+
+def run_wrk(
+    base: str, name: str, script: Path, connections: int, seconds: int, path: str = "/"
+) -> Result:
+    url = base + (BARE_PATH if name == "bare" else path)
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script)]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    return parse_wrk(name, connections, output)
+
+
+# ---- main ------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
+    parser.add_argument("--serve", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--no-metrics", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve_child(args.serve, args.port, metrics=not args.no_metrics)
+        return
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: apt-get install -y wrk")
+
+    with tempfile.TemporaryDirectory(prefix="sentra-bench-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        started = time.perf_counter()
+        fill_store(url, args.accounts)
+        print(f"store: {args.accounts} accounts scored ({time.perf_counter() - started:.1f} s)")
+        rng = random.Random(1)
+        ids = [
+            f"acct-{rng.randrange(args.accounts):07d}" if rng.random() < 0.9 else f"new-{i}"
+            for i in range(LOOKUP_SAMPLE)
+        ]
+        scripts = lua_scripts(Path(tmp), ids)
+        print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores shared)")
+
+        results: list[Result] = []
+        d = args.duration
+        server = Server(url, metrics=True)
+        try:
+            run_wrk(server.base, "bare", scripts["bare"], 4, 2)  # warm-up
+            for connections in (4, 64):
+                results.append(run_wrk(server.base, "bare", scripts["bare"], connections, d))
+                results.append(run_wrk(server.base, "single", scripts["single"], connections, d))
+            results.append(
+                run_wrk(server.base, "gateway", scripts["gateway"], 4, d, "/v1/gateway/check")
+            )
+            for connections in (1, 4):
+                results.append(
+                    run_wrk(
+                        server.base,
+                        "batch1000",
+                        scripts["batch"],
+                        connections,
+                        d,
+                        "/v1/accounts/risk",
+                    )  # fmt: skip
+                )
+            with urllib.request.urlopen(f"{server.base}/metrics") as response:
+                exposition = response.read().decode()
+        finally:
+            server.stop()
+        bare_server = Server(url, metrics=False)
+        try:
+            for connections in (4, 64):
+                result = run_wrk(bare_server.base, "single", scripts["single"], connections, d)
+                result.name = "single, no metrics"
+                results.append(result)
+        finally:
+            bare_server.stop()
+
+    print(f"\n{'scenario':<20} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    for r in results:
+        print(
+            f"{r.name:<20} {r.connections:>5} {r.rps:>9.0f} {r.p50_ms:>8.2f} "
+            f"{r.p99_ms:>8.2f} {r.errors:>6}"
+        )
+    by = {(r.name, r.connections): r for r in results}
+    print()
+    for connections in (4, 64):
+        ratio = by[("single", connections)].rps / by[("bare", connections)].rps
+        print(f"single/bare throughput at {connections} connections: {ratio:.2f} (target >= 0.80)")
+        cost = 1 - by[("single", connections)].rps / by[("single, no metrics", connections)].rps
+        print(f"metrics cost at {connections} connections: {cost:+.1%} of lookup throughput")
+    print(f"single p99 at 4 connections: {by[('single', 4)].p99_ms:.2f} ms (target <= 2 ms)")
+    total = re.search(
+        r'sentra_http_request_duration_seconds_sum\{method="POST",'
+        r'route="/v1/accounts/risk"\} ([\d.e+-]+)',
+        exposition,
+    )
+    count = re.search(
+        r'sentra_http_request_duration_seconds_count\{method="POST",'
+        r'route="/v1/accounts/risk"\} ([\d.e+-]+)',
+        exposition,
+    )
+    if total and count:
+        mean_ms = 1000 * float(total.group(1)) / float(count.group(1))
+        print(f"batch of 1000, mean server time (metrics histogram): {mean_ms:.2f} ms")
+    print(
+        f"batch of 1000 at 1 connection: p50 {by[('batch1000', 1)].p50_ms:.2f} ms, "
+        f"p99 {by[('batch1000', 1)].p99_ms:.2f} ms (target <= 20 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()
