@@ -26,12 +26,12 @@ from rich.console import Console
 
 from sentra_graph.explain import explain_account, render_explanation
 from sentra_graph.explore import (
+    draw_farm,
     load_run,
     notebook_store,
     plot_template_mix,
     plot_timeline,
     shared_entities,
-    draw_farm,
 )
 
 data = notebook_store(n_accounts=1500, seed=0)
@@ -83,9 +83,12 @@ plot_timeline(requests);
 # %%
 plot_template_mix(requests);
 
+# %% [markdown]
+# The entities they share; the investigated account is ringed.
+
 # %%
 accounts = data.store.account_rows(close)
-draw_farm(shared_entities(accounts, requests), decisions=decisions);
+draw_farm(shared_entities(accounts, requests), decisions=decisions, highlight=account);
 
 # %% [markdown]
 # ## What it asked

@@ -486,15 +486,19 @@ def _entity_label(kind: str, entity: str) -> str:
     return _short(entity, 18)
 
 
-def _bounded(edges: pd.DataFrame, max_entities: int, max_accounts: int) -> pd.DataFrame:
-    """The most shared entities, taken round-robin across kinds, and their best-linked accounts."""
+def _bounded(
+    edges: pd.DataFrame, max_entities: int, max_accounts: int, keep: str | None = None
+) -> pd.DataFrame:
+    """The most shared entities, taken round-robin across kinds, and their best-linked accounts
+    (``keep`` first)."""
     entities = edges.drop_duplicates(["kind", "entity"]).copy()
     entities["rank"] = entities.groupby("kind").cumcount()
     entities = entities.sort_values(["rank", "accounts"], ascending=[True, False])
-    keep = entities.head(max_entities)[["kind", "entity"]]
-    edges = edges.merge(keep, on=["kind", "entity"])
+    top = entities.head(max_entities)[["kind", "entity"]]
+    edges = edges.merge(top, on=["kind", "entity"])
     degree = edges.groupby("account_id").size().sort_values(ascending=False, kind="stable")
-    return edges[edges["account_id"].isin(degree.index[:max_accounts])]
+    chosen = ([keep] if keep in degree.index else []) + [a for a in degree.index if a != keep]
+    return edges[edges["account_id"].isin(chosen[:max_accounts])]
 
 
 def _ring_layout(graph: nx.Graph) -> dict:
@@ -530,13 +534,15 @@ def draw_farm(
     decisions: pd.DataFrame | None = None,
     max_entities: int = 30,
     max_accounts: int = 40,
+    highlight: str | None = None,
 ) -> Axes:
     """Draw the bipartite neighbourhood of a farm: member accounts and the entities they share.
 
     ``farm`` is a :class:`FarmView` or an edge frame from :func:`shared_entities`; accounts are
     coloured by decision (``decisions``: account_id, decision; taken from the farm's members
     when ``farm`` is a view), entities by kind. At most ``max_entities`` entities (the most
-    shared of each kind first) and ``max_accounts`` accounts are drawn.
+    shared of each kind first) and ``max_accounts`` accounts are drawn; the ``highlight``
+    account, if any, is always drawn, larger and ringed.
     """
     if isinstance(farm, FarmView):
         edges, decisions, title = farm.shared(), farm.members, f"farm {farm.cluster_id}"
@@ -547,7 +553,7 @@ def draw_farm(
     if edges.empty:
         ax.set_title(f"{title}: no shared entity")
         return ax
-    shown = _bounded(edges, max_entities, max_accounts)
+    shown = _bounded(edges, max_entities, max_accounts, highlight)
     graph = nx.Graph()
     for row in shown.itertuples(index=False):
         graph.add_edge(("account", row.account_id), (row.kind, row.entity))
@@ -567,6 +573,17 @@ def draw_farm(
         node_size=60,
         node_color=[DECISION_COLOURS.get(decision_of.get(n[1]), "#bdc3c7") for n in accounts],
     )
+    if ("account", highlight) in graph:
+        nx.draw_networkx_nodes(
+            graph,
+            pos,
+            nodelist=[("account", highlight)],
+            ax=ax,
+            node_size=220,
+            node_color=DECISION_COLOURS.get(decision_of.get(highlight), "#bdc3c7"),
+            edgecolors="black",
+            linewidths=2.0,
+        )
     for kind, colour in ENTITY_COLOURS.items():
         nodes = [n for n in graph if n[0] == kind]
         if nodes:
@@ -598,7 +615,11 @@ def draw_farm(
     n_shown = graph.number_of_nodes() - len(accounts)
     ax.set_title(
         f"{title}: {edges['account_id'].nunique()} accounts, {n_entities} shared entities"
-        + (f" (showing {len(accounts)} / {n_shown})" if n_shown < n_entities else "")
+        + (
+            f" (showing {len(accounts)} accounts, {n_shown} entities)"
+            if n_shown < n_entities or len(accounts) < edges["account_id"].nunique()
+            else ""
+        )
     )
     return ax
 

@@ -309,3 +309,14 @@ def test_threshold_sweep_matches_sklearn_confusion(seed):
             assert row.precision == pytest.approx(precision_score(actual, flagged))
         assert row.flagged_lookalike == (flagged & (truth["role"] == "lookalike")).sum()
     assert sweep["recall"].is_monotonic_decreasing
+
+
+def test_draw_farm_always_shows_the_highlighted_account(farm_store):
+    store, _ = farm_store
+    farm = load_run(store).farm("F1")
+    fig, ax = plt.subplots()
+    draw_farm(farm, ax, max_accounts=3, highlight="farm1-11")
+    ringed = [c for c in ax.collections if len(c.get_offsets()) == 1 and c.get_linewidths()[0] == 2]
+    assert len(ringed) == 1
+    assert "showing 3 accounts" in ax.get_title()
+    plt.close(fig)
