@@ -40,7 +40,15 @@ import pyarrow.parquet as pq
 
 from sentra_graph.ingest.validate import EMBEDDING, FIELDS, INTEGER, field_names
 
-__all__ = ["FORMATS", "Chunk", "IngestError", "Reader", "frame_reader", "open_reader"]
+__all__ = [
+    "FORMATS",
+    "Chunk",
+    "IngestError",
+    "Reader",
+    "frame_reader",
+    "open_reader",
+    "record_of",
+]
 
 FORMATS = {
     ".jsonl.gz": ("jsonl", True),
@@ -169,7 +177,9 @@ class _FileReader(ABC):
         """The chunks of the file; read errors propagate as they are."""
 
 
-def _record_of(frame: pd.DataFrame) -> Callable[[int], object]:
+def record_of(frame: pd.DataFrame) -> Callable[[int], object]:
+    """The record at a position of ``frame``, as a dict of the fields it gives."""
+
     def raw(position: int) -> object:
         return {k: v for k, v in frame.iloc[position].items() if not _is_missing(v)}
 
@@ -337,7 +347,7 @@ class _CsvReader(_FileReader):
         lines = np.concatenate([n for _, n in batches]) if batches else np.array([], dtype=int)
         rejects = list(invalid)
         invalid.clear()
-        return Chunk(frame, lines, _record_of(frame), rejects, at)
+        return Chunk(frame, lines, record_of(frame), rejects, at)
 
 
 class _RecordNumbers:
@@ -408,7 +418,7 @@ class _ParquetReader(_FileReader):
             frame = pa.RecordBatch.from_arrays(columns, names=batch.schema.names).to_pandas()
             lines = np.arange(done + 1, done + 1 + len(frame))
             done += len(frame)
-            yield Chunk(frame, lines, _record_of(frame), position=self.size * done // total)
+            yield Chunk(frame, lines, record_of(frame), position=self.size * done // total)
 
 
 # ---- frames -----------------------------------------------------------------------------------
@@ -427,4 +437,4 @@ class _FrameReader:
         for start in range(0, len(self.frame), self.chunk_rows):
             part = self.frame.iloc[start : start + self.chunk_rows][present].reset_index(drop=True)
             lines = np.arange(start + 1, start + 1 + len(part))
-            yield Chunk(part, lines, _record_of(part), position=start + len(part))
+            yield Chunk(part, lines, record_of(part), position=start + len(part))

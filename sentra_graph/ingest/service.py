@@ -121,11 +121,12 @@ class IngestSummary:
 
 
 class RejectSink:
-    """Writes rejects to a JSONL file (replaced at the start of each ingest) and keeps the first
-    few; with no path it only counts them."""
+    """Writes rejects to a JSONL file (replaced at the start of each ingest unless ``append``)
+    and keeps the first few; with no path it only counts them."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, append: bool = False) -> None:
         self.path = path
+        self.append = append
         self.count = 0
         self.first: list[Reject] = []
         self._handle: IO[str] | None = None
@@ -133,7 +134,7 @@ class RejectSink:
     def __enter__(self) -> RejectSink:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(self.path, "w", encoding="utf-8")
+            self._handle = open(self.path, "a" if self.append else "w", encoding="utf-8")
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -222,13 +223,18 @@ def ingest_readers(
     strict: bool = False,
     progress: bool = False,
     unit: str = "B",
+    append: bool = False,
 ) -> IngestSummary:
-    """The loop shared by files, frames and source tables: check, load, count, report."""
+    """The loop shared by files, frames and source tables: check, load, count, report.
+
+    ``unit`` is what the readers' ``size`` and chunk ``position`` count (bytes for files);
+    ``append`` adds to the reject file instead of replacing it.
+    """
     started = time.perf_counter()
     tally = _Tally()
     total = sum(reader.size for reader in readers) or None
     with (
-        RejectSink(rejects_path) as sink,
+        RejectSink(rejects_path, append) as sink,
         _progress_bar(progress, total, kind, unit) as bar,
         _Loader(store, kind) as loader,
     ):

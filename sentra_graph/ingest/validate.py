@@ -305,13 +305,15 @@ def _timestamp(given: pd.Series | None, n: int) -> tuple[pd.Series, list[Problem
 
 def _parse_rfc3339(text: pd.Series) -> pd.Series:
     shaped = _mask(text.str.fullmatch(_RFC3339))
-    parsed = pd.to_datetime(text.where(shaped), utc=True, format="ISO8601", errors="coerce")
+    parsed = _to_utc(text.where(shaped))
     retry = shaped & _mask(parsed.isna())
     if retry.any():  # lower-case 't' / 'z' are valid RFC 3339 but not understood by pandas
-        parsed[retry] = pd.to_datetime(
-            text[retry].str.upper(), utc=True, format="ISO8601", errors="coerce"
-        )
-    return parsed.dt.as_unit("us")
+        parsed[retry] = _to_utc(text[retry].str.upper())
+    return parsed
+
+
+def _to_utc(text: pd.Series) -> pd.Series:
+    return pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce").dt.as_unit("us")
 
 
 def _ip(given: pd.Series | None, n: int) -> tuple[pd.Series, list[Problem]]:
