@@ -474,6 +474,10 @@ def _short(text: str, width: int = 14) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _decision_colour(decision: str | None) -> str:
+    return DECISION_COLOURS.get(decision or "", "#bdc3c7")
+
+
 def _entity_label(kind: str, entity: str) -> str:
     """A short node label; a device shows its user agent, which tells devices apart best.
 
@@ -571,7 +575,7 @@ def draw_farm(
         nodelist=accounts,
         ax=ax,
         node_size=60,
-        node_color=[DECISION_COLOURS.get(decision_of.get(n[1]), "#bdc3c7") for n in accounts],
+        node_color=[_decision_colour(decision_of.get(n[1])) for n in accounts],
     )
     if ("account", highlight) in graph:
         nx.draw_networkx_nodes(
@@ -580,7 +584,7 @@ def draw_farm(
             nodelist=[("account", highlight)],
             ax=ax,
             node_size=220,
-            node_color=DECISION_COLOURS.get(decision_of.get(highlight), "#bdc3c7"),
+            node_color=_decision_colour(decision_of.get(highlight)),
             edgecolors="black",
             linewidths=2.0,
         )
