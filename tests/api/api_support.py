@@ -91,9 +91,8 @@ def publish(
 
 
 def settings_for(url: str, **overrides: object) -> Settings:
-    return load_settings(
-        database_url=url, api_keys=API_KEYS, refresh_seconds=REFRESH_SECONDS, **overrides
-    )
+    values: dict[str, object] = {"api_keys": API_KEYS, "refresh_seconds": REFRESH_SECONDS}
+    return load_settings(database_url=url, **{**values, **overrides})
 
 
 def wait_ready(get: Callable[[str], httpx.Response], timeout: float = 20.0) -> None:
