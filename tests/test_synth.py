@@ -74,6 +74,7 @@ def test_requests_fall_in_the_window_after_sign_up(scenario: Scenario) -> None:
     start = scenario.window_end - dt.timedelta(days=2)
     assert requests["ts"].ge(start).all() and requests["ts"].lt(scenario.window_end).all()
     assert requests["ts"].ge(requests["created_at"]).all()
+    assert scenario.accounts["created_at"].lt(scenario.window_end).all()
     assert scenario.accounts["created_at"].lt(start).mean() > 0.7
 
 

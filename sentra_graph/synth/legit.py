@@ -6,6 +6,7 @@ like a farm: a shared NAT, a shared card, a shared template, a sign-up burst, a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -156,14 +157,20 @@ def people(ctx: Ctx, n: int, *, country: str | None = None, in_window: float = 0
     return p
 
 
-def _sometimes(p: People, rng: np.random.Generator, share: float, weight: float, make) -> None:
+def _sometimes(
+    p: People,
+    rng: np.random.Generator,
+    share: float,
+    weight: float,
+    make: Callable[[int], np.ndarray],
+) -> None:
     """Give a random ``share`` of accounts one more address from ``make(k)``."""
     chosen = np.flatnonzero(rng.random(p.n) < share)
     if len(chosen):
         p.add_ips(chosen, make(len(chosen)), weight)
 
 
-def traffic(ctx: Ctx, p: People, *, role: str, kind: str, group) -> Cohort:
+def traffic(ctx: Ctx, p: People, *, role: str, kind: str, group: np.ndarray | str | None) -> Cohort:
     """Generate the requests of legit accounts ``p`` and pack them as a cohort."""
     rng = ctx.rng
     start = np.maximum(p.created, ctx.start)

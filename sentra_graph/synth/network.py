@@ -5,14 +5,13 @@ home line), so an address range alone never gives a farm away.
 
 >>> rng = np.random.default_rng(0)
 >>> ips = residential_ips(3, rng)
->>> [ipaddress.ip_address(ip).version for ip in ips]
-[4, 4, 4]
+>>> [ip.count(".") for ip in ips]
+[3, 3, 3]
 """
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 
 import numpy as np
 import pyarrow as pa
@@ -22,11 +21,14 @@ from sentra_graph.synth.grammar import Grammar
 
 __all__ = [
     "CLIENTS",
+    "CLIENT_NAMES",
+    "LEGIT_CLIENT_SHARE",
     "block_ips",
     "client_identity",
     "cloud_ips",
     "hex_ids",
     "ipv6_ips",
+    "rare_tls",
     "residential_ips",
     "tls_of",
 ]
@@ -165,12 +167,3 @@ def client_identity(clients: np.ndarray, rng: np.random.Generator) -> tuple[np.n
         ua[rows] = _UA.expand(name, len(rows), rng).to_numpy(zero_copy_only=False)
     tls = np.array([_TLS[c] for c in clients], dtype=object)
     return ua, tls
-
-
-def valid_ip(text: str) -> bool:
-    """Whether ``text`` parses as an IPv4 or IPv6 address."""
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

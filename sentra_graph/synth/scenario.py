@@ -47,7 +47,8 @@ class Scenario:
 
     accounts: contract 1.1 columns. requests: contract 1.2 columns (``prompt_embedding`` None).
     truth: account_id, role ("farm", "lookalike", "legit"), kind, group (instance id or None).
-    window_end: just after the last request (the end of the generated period).
+    window_end: the end of the generated period: every request and sign-up is before it.
+    Timestamps are tz-aware UTC with microsecond resolution.
     """
 
     accounts: pd.DataFrame
