@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from sentra_graph.cluster.candidates import farm_ids, merge_lockstep, small_to_none
-from sentra_graph.cluster.community import communities
+from sentra_graph.cluster.candidates import choose_level, farm_ids, merge_lockstep, small_to_none
+from sentra_graph.cluster.community import communities, components
 from sentra_graph.cluster.lockstep import activity_vectors, baseline_cosine, lockstep_groups
 from sentra_graph.features.behaviour import (
     NO_TEMPLATE,
@@ -346,16 +346,33 @@ def detect(
         baseline = baseline_cosine(vectors)
         lockstep, _ = lockstep_groups(vectors, params.lockstep, seed)
     with stages("cluster"):
-        found = communities(projection, params.cluster, seed)
-        labels = small_to_none(merge_lockstep(found, lockstep), params.cluster.min_cluster_size)
-        ids = farm_ids(
-            labels, win.account_ids, context.previous_memberships, params.cluster.min_jaccard
+        size = params.cluster.min_cluster_size
+        fine = small_to_none(
+            merge_lockstep(communities(projection, params.cluster, seed), lockstep), size
+        )
+        coarse = small_to_none(
+            merge_lockstep(components(projection, params.cluster.min_edge_weight), lockstep), size
         )
     with stages("evidence"):
         markers = templates[["cot_rate", "rubric_rate", "tool_rate"]].max(axis=1).to_numpy()
-        inputs = FarmInputs(labels, win.units, incidence, vectors, baseline, win.created, markers)
-        rows = entity_sharing(inputs, risk)
-        channels = member_channels(inputs, rows, risk)
+
+        def assess(labels: np.ndarray) -> tuple[FarmInputs, pd.DataFrame, pd.DataFrame]:
+            inputs = FarmInputs(
+                labels, win.units, incidence, vectors, baseline, win.created, markers
+            )
+            rows = entity_sharing(inputs, risk)
+            return inputs, rows, member_channels(inputs, rows, risk)
+
+        level_scores = []
+        for level in (fine, coarse):
+            _, _, level_channels = assess(level)
+            farms = farm_scores(level_channels, level, win.units, risk)
+            level_scores.append(farms["score"].to_numpy(dtype=float))
+        labels = choose_level(fine, coarse, *level_scores)
+        inputs, rows, channels = assess(labels)
+        ids = farm_ids(
+            labels, win.account_ids, context.previous_memberships, params.cluster.min_jaccard
+        )
     with stages("score"):
         farms = farm_scores(channels, labels, win.units, risk)
         own = behaviour_score(templates, behaviour)

@@ -53,6 +53,8 @@ class GraphParams:
     w_lockstep: float = 0.8
     rarity_power: float = 0.5
     max_degree: int = 800
+    min_entity_weight: float = 0.02
+    """Entities weaker than this (type weight x rarity) link nobody: noise-level, costly."""
     max_pairs: int = 30_000_000
     """Budget of account pairs the projection may enumerate (the most shared entities go)."""
     same_org_factor: float = 0.0
@@ -78,6 +80,8 @@ class ClusterParams:
 
     min_edge_weight: float = 0.12
     resolution: float = 1.0
+    min_modularity: float = 0.2
+    """A component is split only when its best partition reaches this modularity."""
     min_split_size: int = 5
     """Connected components smaller than this are kept whole (Louvain is not run on them)."""
     networkit_min_nodes: int = 2_000
@@ -111,8 +115,6 @@ class RiskParams:
     """Channel strength that counts as fully present."""
     channel_floor: float = 0.15
     """Channel strength below which a channel counts as absent (chance sharing)."""
-    member_tolerance: float = 0.75
-    """A member carrying this share of its farm's evidence gets the farm's full score."""
     size_mid: float = 4.0
     """Group size at which the size factor is one half (families are 2-4 accounts)."""
     size_width: float = 0.5
@@ -124,8 +126,6 @@ class RiskParams:
     signup_burst_minutes: float = 60.0
     behaviour_cap: float = 0.4
     """Highest score an account reaches from its own behaviour alone (no group)."""
-    weak_member_floor: float = 0.35
-    """An account's score is its farm's score times floor + (1 - floor) * its own evidence."""
     feedback_pull: float = 0.3
     """Score added to accounts fully linked to analyst-confirmed farm accounts."""
     model: str = "transparent"

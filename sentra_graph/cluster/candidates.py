@@ -22,7 +22,14 @@ from scipy.sparse import csgraph
 
 from sentra_graph.cluster.community import relabel
 
-__all__ = ["NO_CLUSTER", "farm_ids", "merge_lockstep", "new_farm_id", "small_to_none"]
+__all__ = [
+    "NO_CLUSTER",
+    "choose_level",
+    "farm_ids",
+    "merge_lockstep",
+    "new_farm_id",
+    "small_to_none",
+]
 
 NO_CLUSTER = -1
 """Label of an account that belongs to no reported cluster."""
@@ -52,6 +59,36 @@ def merge_lockstep(
     )
     _, merged = csgraph.connected_components(links, directed=False)
     return relabel(merged[communities])
+
+
+def choose_level(
+    fine: np.ndarray, coarse: np.ndarray, fine_score: np.ndarray, coarse_score: np.ndarray
+) -> np.ndarray:
+    """Keep a coarse group whole where it scores above every fine group it overlaps.
+
+    A farm with several cards, each shared by a handful of its accounts, splits into one
+    community per card while its proxy pool still ties it together: scored whole it shows the
+    proxies and the scale that no single card group does. Where the pieces score higher (a
+    farm inside a large component of unrelated accounts), the fine groups stay.
+
+    fine, coarse: labels per account (-1 none); fine_score, coarse_score: score per label.
+
+    >>> choose_level(np.array([0, 0, 1, 1, 2]), np.array([0, 0, 0, 0, 1]),
+    ...              np.array([0.3, 0.4, 0.9]), np.array([0.8, 0.5])).tolist()
+    [0, 0, 0, 0, 1]
+    """
+    n_coarse = len(coarse_score)
+    best_fine = np.zeros(n_coarse)
+    both = (fine >= 0) & (coarse >= 0)
+    np.maximum.at(best_fine, coarse[both], fine_score[fine[both]])
+    whole = coarse_score > best_fine
+    out = np.where(fine >= 0, fine, NO_CLUSTER).astype(np.int64)
+    take = (coarse >= 0) & whole[np.maximum(coarse, 0)]
+    out[take] = len(fine_score) + coarse[take]
+    result = np.full(len(out), NO_CLUSTER, dtype=np.int64)
+    if (out >= 0).any():
+        result[out >= 0] = relabel(out[out >= 0])
+    return result
 
 
 def small_to_none(labels: np.ndarray, min_size: int) -> np.ndarray:

@@ -7,7 +7,8 @@ IP) and ``w(e)`` is the entity type's weight times a rarity factor
 ``(units(e) - 1) ** -rarity_power``: an entity behind thousands of unrelated accounts is a weak
 link, one card behind a handful is a strong one. ``units`` counts *org units* (an org, or an
 account without org), so an org's own accounts make a card no more shared. Entities behind more
-than ``max_degree`` accounts link nobody. Links between accounts of the same org are expected
+than ``max_degree`` accounts, or whose weight falls below ``min_entity_weight``, link nobody
+(they stay in the graph as evidence). Links between accounts of the same org are expected
 (an open relationship) and are multiplied by ``same_org_factor`` (default 0).
 
 The whole projection is ``B @ B.T`` with ``B[a, e] = sqrt(w(e) * v_ae)``; its cost grows with
@@ -62,7 +63,7 @@ def entity_weights(incidence: Incidence, units: np.ndarray, params: GraphParams)
     rarity = np.maximum(n_units - 1, 1).astype(np.float64) ** -params.rarity_power
     weight = weight * rarity
     degree = incidence.degree()
-    weight[degree > params.max_degree] = 0.0
+    weight[(degree > params.max_degree) | (weight < params.min_entity_weight)] = 0.0
     return _within_pair_budget(weight, degree, params.max_pairs)
 
 
@@ -102,8 +103,9 @@ def project(
         ),
         shape=(n, incidence.n_entities),
     )
-    product = sparse.triu(b @ b.T, k=1).tocoo()
-    rows, cols, data = product.row, product.col, product.data
+    product = (b @ b.T).tocoo()
+    upper = product.row < product.col
+    rows, cols, data = product.row[upper], product.col[upper], product.data[upper]
     same_org = (org[rows] >= 0) & (org[rows] == org[cols])
     data = np.where(same_org, data * params.same_org_factor, data)
     keep_pair = data > 0

@@ -98,26 +98,52 @@ def diversity_factor(units: np.ndarray, size: np.ndarray) -> np.ndarray:
 def farm_scores(
     channels: pd.DataFrame, labels: np.ndarray, units: np.ndarray, params: RiskParams
 ) -> pd.DataFrame:
-    """One row per farm: size, units, mean channels, evidence, score (in [0, 1]).
+    """One row per farm: size, units, core, core_units, core-mean channels, evidence, score.
+
+    Each member's own evidence (its channels against its peers, combined) is ranked within the
+    farm; a farm scores ``max over k of size_factor(k) x diversity(top k) x e_k`` where ``e_k``
+    is the k-th strongest member's evidence. So a farm is as suspicious as the largest set of
+    members that *each* show the conjunction: four family members sharing a card and a home IP
+    stay a family even if a few neighbours on the same IP join their cluster. The members up to
+    the best k are the farm's *core*; ``evidence`` is ``e_k`` there.
 
     channels: per account (output of :func:`~sentra_graph.risk.evidence.member_channels`);
     labels: farm per account (-1 none); units: org unit per account.
     """
-    members = labels >= 0
-    frame = channels.loc[members, list(CHANNELS)].copy()
-    frame["farm"] = labels[members]
-    frame["unit"] = units[members]
-    grouped = frame.groupby("farm")
-    out = grouped[list(CHANNELS)].mean()
-    out["size"] = grouped.size()
-    out["units"] = grouped["unit"].nunique()
-    out["evidence"] = _combine(out[list(CHANNELS)].to_numpy(), params)
-    out["score"] = (
-        out["evidence"]
-        * size_factor(out["size"].to_numpy(), params.size_mid, params.size_width)
-        * diversity_factor(out["units"].to_numpy(), out["size"].to_numpy())
+    members = np.flatnonzero(labels >= 0)
+    columns = [*CHANNELS, "size", "units", "core", "core_units", "evidence", "score"]
+    if len(members) == 0:
+        return pd.DataFrame(columns=columns, dtype=float)
+    values = channels[list(CHANNELS)].to_numpy()
+    mine = _combine(values, params)
+    farm, unit, e = labels[members], units[members], mine[members]
+    order = np.lexsort((-e, farm))
+    farm, unit, e, rows = farm[order], unit[order], e[order], members[order]
+    start = np.searchsorted(farm, farm, side="left")
+    rank = np.arange(len(farm)) - start + 1
+    first_unit = ~pd.DataFrame({"f": farm, "u": unit}).duplicated().to_numpy()
+    units_k = np.cumsum(first_unit) - np.concatenate([[0], np.cumsum(first_unit)])[start]
+    candidate = (
+        e * size_factor(rank, params.size_mid, params.size_width) * diversity_factor(units_k, rank)
     )
-    return out
+    best = pd.Series(candidate).groupby(farm).idxmax().to_numpy()
+    n_farms = int(labels.max()) + 1
+    core_size = np.zeros(n_farms, dtype=np.int64)
+    core_size[farm[best]] = rank[best]
+    in_core = rank <= core_size[farm]
+    frame = pd.DataFrame(values[rows[in_core]], columns=list(CHANNELS))
+    frame["farm"] = farm[in_core]
+    out = frame.groupby("farm")[list(CHANNELS)].mean()
+    out["size"] = np.bincount(labels[members], minlength=n_farms)
+    out["units"] = pd.Series(units[members]).groupby(labels[members]).nunique()
+    out["core"] = core_size
+    out["core_units"] = 0
+    out.loc[farm[best], "core_units"] = units_k[best]
+    out["evidence"] = 0.0
+    out.loc[farm[best], "evidence"] = e[best]
+    out["score"] = 0.0
+    out.loc[farm[best], "score"] = np.clip(candidate[best], 0.0, 1.0)
+    return out[columns]
 
 
 def behaviour_score(templates: pd.DataFrame, behaviour: pd.DataFrame) -> np.ndarray:
@@ -141,9 +167,10 @@ def account_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-account score and membership strength.
 
-    A member's score is its farm's score scaled by how much of the farm's evidence it carries
-    itself (``weak_member_floor`` + the rest in proportion); ``own`` behaviour alone reaches at
-    most ``behaviour_cap``.
+    A member scores the lower of its farm's score and its own evidence (its channels against its
+    peers, combined): an account hanging on to a farm by one shared IP does not inherit the
+    farm's score. Strength is its evidence relative to the farm's core. ``own`` behaviour alone
+    reaches at most ``behaviour_cap``.
     """
     n = len(labels)
     members = labels >= 0
@@ -151,16 +178,16 @@ def account_scores(
     strength = np.zeros(n)
     score = np.zeros(n)
     if members.any():
-        farm_evidence = farms["evidence"].reindex(labels[members]).to_numpy()
-        farm_score = farms["score"].reindex(labels[members]).to_numpy()
-        reference = params.member_tolerance * farm_evidence
+        farm_evidence = farms["evidence"].reindex(labels[members]).to_numpy(dtype=float)
+        farm_score = farms["score"].reindex(labels[members]).to_numpy(dtype=float)
         strength[members] = np.clip(
-            np.divide(mine[members], reference, out=np.zeros(members.sum()), where=reference > 0),
+            np.divide(
+                mine[members], farm_evidence, out=np.zeros(members.sum()), where=farm_evidence > 0
+            ),
             0.0,
             1.0,
         )
-        floor = params.weak_member_floor
-        score[members] = farm_score * (floor + (1.0 - floor) * strength[members])
+        score[members] = np.minimum(farm_score, mine[members])
     score = np.maximum(score, params.behaviour_cap * own)
     return np.clip(score, 0.0, 1.0), strength
 
