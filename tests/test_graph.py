@@ -106,9 +106,8 @@ def test_request_volumes_are_shares_of_the_account_traffic() -> None:
     ips = np.array([0, 0, 1, 1])
     part = request_entities("ip", acc, ips, np.array(["x", "y"]), np.array([3.0, 1.0]))
     inc = combine([part], 2)
-    shares = {
-        (int(a), inc.entity_key[e]): v for a, e, v in zip(inc.account, inc.entity, inc.volume)
-    }
+    rows = zip(inc.account, inc.entity, inc.volume, strict=True)
+    shares = {(int(a), inc.entity_key[e]): v for a, e, v in rows}
     assert shares == {(0, "x"): pytest.approx(2 / 3), (0, "y"): pytest.approx(1 / 3), (1, "y"): 1.0}
     assert ENTITY_TYPES[inc.entity_type[0]] == "ip"
 
