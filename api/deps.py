@@ -7,12 +7,13 @@ a hop that halves lookup throughput.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Response, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import ADMIN, ANALYST, GATEWAY, Principal
+from api.schemas import Problem
 from api.state import ApiState
 from sentra_graph.store import Store
 
@@ -22,6 +23,18 @@ bearer = HTTPBearer(
     auto_error=False,
     description="An API key from SENTRA_API_KEYS or POST /v1/keys, sent as a bearer token.",
 )
+
+Responses = dict[int | str, dict[str, Any]]
+
+KEY_ERRORS: Responses = {
+    401: {"model": Problem, "description": "missing or unknown API key"},
+    403: {"model": Problem, "description": "the key lacks the scope this route needs"},
+}
+NOT_READY: Responses = {
+    503: {"model": Problem, "description": "decisions are still loading; see Retry-After"},
+}
+NOT_FOUND: Responses = {404: {"model": Problem, "description": "no such item"}}
+CONFLICT: Responses = {409: {"model": Problem, "description": "conflicts with the current state"}}
 
 UNAUTHENTICATED = HTTPException(
     status.HTTP_401_UNAUTHORIZED,

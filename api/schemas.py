@@ -21,6 +21,12 @@ is not imported here: it loads the whole engine)."""
 AccountId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
+class Problem(BaseModel):
+    """An error: what went wrong and, where it helps, what to do."""
+
+    detail: str
+
+
 class RiskResult(BaseModel):
     """One account's served decision (contract 2.3, key order as documented)."""
 

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from api.deps import AdminKey, StateDep, StoreDep
+from api.deps import CONFLICT, KEY_ERRORS, NOT_FOUND, AdminKey, StateDep, StoreDep
 from api.queries import get_job, key_list, recent_runs
 from api.runs import RunInProgress, RunUnavailable
-from api.schemas import JobInfo, JobRef, KeyCreated, KeyIn, KeyList, RunList
+from api.schemas import JobInfo, JobRef, KeyCreated, KeyIn, KeyList, Problem, RunList
 
-router = APIRouter(prefix="/v1", tags=["admin"])
+router = APIRouter(prefix="/v1", tags=["admin"], responses=KEY_ERRORS)
 
 KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the key")]
 
@@ -20,7 +20,10 @@ KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 
     "/runs",
     response_model=JobRef,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={409: {"description": "a detection run is already in progress"}},
+    responses={
+        409: {"model": Problem, "description": "a detection run is already in progress"},
+        503: {"model": Problem, "description": "the run command could not be started"},
+    },
 )
 async def start_run(principal: AdminKey, state: StateDep, response: Response) -> JobRef:
     """Start a detection run in a separate process; follow it at the returned ``href``."""
@@ -41,7 +44,7 @@ def runs(_: AdminKey, store: StoreDep, limit: Annotated[int, Query(ge=1, le=500)
     return recent_runs(store, limit)
 
 
-@router.get("/runs/jobs/{job_id}", response_model=JobInfo)
+@router.get("/runs/jobs/{job_id}", response_model=JobInfo, responses=NOT_FOUND)
 def job(_: AdminKey, store: StoreDep, job_id: Annotated[int, Path(ge=1)]) -> JobInfo:
     """One job of the history: a run started over HTTP, or a scheduled job."""
     found = get_job(store, job_id)
@@ -65,7 +68,7 @@ def add_key(_: AdminKey, state: StateDep, body: KeyIn) -> KeyCreated:
 @router.delete(
     "/keys/{key_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={409: {"description": "the key is configured in SENTRA_API_KEYS"}},
+    responses={**NOT_FOUND, **CONFLICT},
 )
 def remove_key(_: AdminKey, state: StateDep, key_id: KeyId) -> None:
     """Revoke a key added at run time; every server drops it within refresh_seconds."""

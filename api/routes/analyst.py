@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.exceptions import RequestValidationError
 
-from api.deps import AnalystKey, StoreDep
+from api.deps import KEY_ERRORS, NOT_FOUND, AnalystKey, StoreDep
 from api.queries import add_allow_entry, allow_entries
 from api.schemas import (
     AllowEntry,
@@ -18,7 +19,7 @@ from api.schemas import (
     canonical_allow_value,
 )
 
-router = APIRouter(prefix="/v1", tags=["analysts"])
+router = APIRouter(prefix="/v1", tags=["analysts"], responses=KEY_ERRORS)
 
 
 @router.post("/feedback", response_model=FeedbackOut, status_code=status.HTTP_201_CREATED)
@@ -41,7 +42,7 @@ def allow(_: AnalystKey, store: StoreDep, body: AllowIn) -> AllowEntry:
     return add_allow_entry(store, body.kind, body.value, body.note)
 
 
-@router.delete("/allowlist", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/allowlist", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
 def disallow(
     _: AnalystKey,
     store: StoreDep,
@@ -52,6 +53,8 @@ def disallow(
     try:
         value = canonical_allow_value(kind, value)
     except ValueError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "value"), "msg": str(error), "input": value}]
+        ) from None
     if not store.remove_allow(kind, value):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no allow-list entry {kind} {value!r}")

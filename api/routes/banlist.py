@@ -6,10 +6,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import AnalystKey, StoreDep
+from api.deps import KEY_ERRORS, AnalystKey, StoreDep
 from sentra_graph.banlist import MEDIA_TYPES, banlist_frame, render_banlist
 
-router = APIRouter(prefix="/v1", tags=["analysts"])
+router = APIRouter(prefix="/v1", tags=["analysts"], responses=KEY_ERRORS)
 
 _ROW = {
     "type": "object",

@@ -6,11 +6,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from api.deps import AnalystKey, StateDep
+from api.deps import KEY_ERRORS, NOT_FOUND, NOT_READY, AnalystKey, StateDep
 from api.queries import cluster_detail, list_clusters
 from api.schemas import MAX_ID_LENGTH, ClusterDetail, ClusterList
 
-router = APIRouter(prefix="/v1", tags=["analysts"])
+router = APIRouter(prefix="/v1", tags=["analysts"], responses={**KEY_ERRORS, **NOT_READY})
 
 RunQuery = Annotated[
     str | None,
@@ -31,7 +31,7 @@ def clusters(
     return list_clusters(state.store, run_id or state.served.run_id, min_decision, limit, offset)
 
 
-@router.get("/clusters/{cluster_id}", response_model=ClusterDetail)
+@router.get("/clusters/{cluster_id}", response_model=ClusterDetail, responses=NOT_FOUND)
 def cluster(
     _: AnalystKey, state: StateDep, cluster_id: str, run_id: RunQuery = None
 ) -> ClusterDetail:

@@ -8,9 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Response, status
 
-from api.deps import GatewayKey, StateDep, json_body
-from api.routes.lookup import ERRORS
-from api.schemas import MAX_ID_LENGTH, RiskResult
+from api.deps import KEY_ERRORS, NOT_READY, GatewayKey, StateDep, json_body
+from api.schemas import MAX_ID_LENGTH, Problem, RiskResult
 
 DECISION_HEADER = "X-Sentra-Decision"
 SCORE_HEADER = "X-Sentra-Score"
@@ -59,11 +58,16 @@ def gateway_router(account_header: str) -> APIRouter:
         methods=["GET"],
         response_model=RiskResult,
         responses={
-            **ERRORS,
-            400: {"description": f"the {account_header} header is missing or too long"},
+            **KEY_ERRORS,
+            **NOT_READY,
+            400: {
+                "model": Problem,
+                "description": f"the {account_header} header is missing or too long",
+            },
             403: {
-                "model": RiskResult,
-                "description": "the account is blocked, or the key lacks the gateway scope",
+                "model": RiskResult | Problem,
+                "description": "the account is blocked (its risk object), "
+                "or the key lacks the gateway scope",
             },
         },
     )

@@ -10,19 +10,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from api.deps import GatewayKey, StateDep, json_body
+from api.deps import KEY_ERRORS, NOT_READY, GatewayKey, StateDep, json_body
 from api.schemas import MAX_ID_LENGTH, BatchRequest, BatchResponse, RiskResult
 
-router = APIRouter(prefix="/v1", tags=["lookups"])
-
-ERRORS: dict[int | str, dict[str, str]] = {
-    401: {"description": "missing or unknown API key"},
-    403: {"description": "the key lacks the gateway scope"},
-    503: {"description": "decisions are still loading"},
-}
+router = APIRouter(prefix="/v1", tags=["lookups"], responses={**KEY_ERRORS, **NOT_READY})
 
 
-@router.get("/accounts/{account_id}/risk", response_model=RiskResult, responses=ERRORS)
+@router.get("/accounts/{account_id}/risk", response_model=RiskResult)
 async def account_risk(
     _: GatewayKey,
     state: StateDep,
@@ -34,7 +28,7 @@ async def account_risk(
     return json_body(entry.body)
 
 
-@router.post("/accounts/risk", response_model=BatchResponse, responses=ERRORS)
+@router.post("/accounts/risk", response_model=BatchResponse)
 async def accounts_risk(_: GatewayKey, state: StateDep, batch: BatchRequest) -> Response:
     """Decisions of up to 1000 accounts, in the order asked (422 beyond 1000)."""
     body, counts = state.served.batch_body(batch.account_ids)
