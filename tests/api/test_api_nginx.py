@@ -81,7 +81,17 @@ def upstream() -> Iterator[Upstream]:
     server.server_close()
 
 
-def server_block(listen: int, api: int, upstream: int, fail_open: bool) -> str:
+def api_upstream(name: str, port: int) -> str:
+    """The API as an nginx upstream with kept-alive connections, as in docs/gateway.md."""
+    return f"""
+  upstream {name} {{
+    server 127.0.0.1:{port};
+    keepalive 16;
+  }}
+"""
+
+
+def server_block(listen: int, api: str, upstream: int, fail_open: bool) -> str:
     """One protected site, as in docs/gateway.md."""
     fail_open_lines = (
         "        error_page 500 502 503 504 = @sentra_unavailable;\n" if fail_open else ""
@@ -111,7 +121,9 @@ def server_block(listen: int, api: int, upstream: int, fail_open: bool) -> str:
 
     location = /_sentra_check {{
         internal;
-        proxy_pass http://127.0.0.1:{api}/v1/gateway/check;
+        proxy_pass http://{api}/v1/gateway/check;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
         proxy_pass_request_body off;
         proxy_set_header Content-Length "";
         proxy_set_header Authorization "Bearer {GATEWAY_KEY}";
@@ -147,10 +159,12 @@ def nginx(
     dead_port = free_port()
     ports = {site: free_port() for site in ("closed", "open", "closed-dead", "open-dead")}
     blocks = [
-        server_block(ports["closed"], api_port, upstream.port, fail_open=False),
-        server_block(ports["open"], api_port, upstream.port, fail_open=True),
-        server_block(ports["closed-dead"], dead_port, upstream.port, fail_open=False),
-        server_block(ports["open-dead"], dead_port, upstream.port, fail_open=True),
+        api_upstream("sentra_api", api_port),
+        api_upstream("sentra_down", dead_port),
+        server_block(ports["closed"], "sentra_api", upstream.port, fail_open=False),
+        server_block(ports["open"], "sentra_api", upstream.port, fail_open=True),
+        server_block(ports["closed-dead"], "sentra_down", upstream.port, fail_open=False),
+        server_block(ports["open-dead"], "sentra_down", upstream.port, fail_open=True),
     ]
     user = "user root;\n" if os.geteuid() == 0 else ""
     config = prefix / "nginx.conf"
