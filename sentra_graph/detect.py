@@ -65,6 +65,9 @@ from sentra_graph.risk.scoring import (
 
 __all__ = ["DECISIONS", "DetectContext", "Detection", "detect"]
 
+CLUSTER_COLUMNS = ["cluster_id", "size", "score", "decision", "reasons", "evidence"]
+MEMBERSHIP_COLUMNS = ["account_id", "cluster_id", "strength"]
+DECISION_COLUMNS = ["account_id", "score", "decision", "cluster_id", "reasons", "evidence"]
 CONFIRMED_FARM_SCORE = 0.99
 """Score of an account an analyst confirmed as a farm member."""
 
@@ -188,7 +191,7 @@ def _prepare(accounts: pd.DataFrame, requests: pd.DataFrame) -> _Window:
             .groupby("account_id")["ts"]
             .min()
         )
-        extra = pd.DataFrame({"account_id": first_seen.index, "created_at": first_seen.values})
+        extra = pd.DataFrame({"account_id": first_seen.index, "created_at": first_seen.array})
         accounts = pd.concat([accounts, extra], ignore_index=True)
     accounts = accounts.assign(account_id=accounts["account_id"].astype(str))
     accounts = accounts.sort_values("account_id", kind="stable").reset_index(drop=True)
@@ -320,6 +323,14 @@ def detect(
     with stages("prepare"):
         win = _prepare(accounts, requests)
         allowed = allowlist_sets(context.allowlist)
+    if win.n == 0:
+        return Detection(
+            pd.DataFrame(columns=CLUSTER_COLUMNS),
+            pd.DataFrame(columns=MEMBERSHIP_COLUMNS),
+            pd.DataFrame(columns=DECISION_COLUMNS),
+            timings=stages.timings,
+            stats={"accounts": 0, "requests": 0},
+        )
     with stages("features"):
         behaviour = behaviour_features(
             win.acc,
@@ -555,7 +566,5 @@ def _frames(
             "strength": np.round(strength[members], 4),
         }
     )
-    cluster_frame = pd.DataFrame(
-        clusters, columns=["cluster_id", "size", "score", "decision", "reasons", "evidence"]
-    )
+    cluster_frame = pd.DataFrame(clusters, columns=CLUSTER_COLUMNS)
     return Detection(cluster_frame, memberships, decisions)

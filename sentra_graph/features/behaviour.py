@@ -203,7 +203,7 @@ def template_features(
     templated = np.bincount(acc[template_id >= 0], minlength=n)
 
     def rate(bit: int) -> np.ndarray:
-        hits = np.bincount(acc[(markers & bit) > 0], minlength=n)
+        hits = np.bincount(acc[with_prompt & ((markers & bit) > 0)], minlength=n)
         return np.divide(hits, n_prompt, out=np.zeros(n), where=n_prompt > 0)
 
     return pd.DataFrame(
