@@ -250,12 +250,14 @@ def _prepare(accounts: pd.DataFrame, requests: pd.DataFrame) -> _Window:
 def _incidence(win: _Window, behaviour: pd.DataFrame, templates: pd.DataFrame) -> Incidence:
     pay_codes, pay_labels = _codes(win.payment)
     sip_codes, sip_labels = _codes(win.signup_ip)
+    spx_codes, spx_labels = _codes(ip_prefix(win.signup_ip))
     n_req = behaviour["n_requests"].to_numpy()
     tpl = np.where(win.template >= 0, win.template, -1)
     tpl_labels = np.array([str(i) for i in range(int(tpl.max(initial=-1)) + 1)], dtype=object)
     parts = [
         account_entities("payment", pay_codes, pay_labels),
         account_entities("signup_ip", sip_codes, sip_labels),
+        account_entities("signup_prefix", spx_codes, spx_labels),
         request_entities("ip", win.acc, win.ip, win.ip_labels, n_req),
         request_entities("prefix", win.acc, win.prefix, win.prefix_labels, n_req),
         request_entities("device", win.acc, win.device, win.device_labels, n_req),

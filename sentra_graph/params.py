@@ -23,6 +23,14 @@ class TemplateParams:
     min_cluster_size: int = 15
     min_samples: int = 5
     batch_size: int = 50_000
+    min_strength: float = 0.0
+    """Assignments weaker than this (HDBSCAN membership strength in [0, 1]) become noise."""
+    max_chars: int = 1_000
+    """Characters of a normalised prompt embedded (head and tail of longer ones)."""
+    embedder: str = "hashing"
+    """"hashing" (model-free, default) or "sentence-transformers" (extra ``[embeddings]``)."""
+    text_model: str | None = None
+    """Local sentence-transformers model directory; None: the packaged all-MiniLM-L6-v2."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class GraphParams:
 
     w_payment: float = 1.0
     w_signup_ip: float = 0.6
+    w_signup_prefix: float = 0.25
     w_ip: float = 0.6
     w_prefix: float = 0.25
     w_device: float = 0.1

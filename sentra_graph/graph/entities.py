@@ -1,10 +1,10 @@
 """The bipartite account <-> entity graph, held as an incidence list.
 
-Entities are the things accounts can share: payment fingerprints, sign-up IPs, request IPs,
-their network prefixes (/24 IPv4, /48 IPv6), device fingerprints (TLS fingerprint + user agent,
-and the TLS fingerprint alone: a rare client stack survives user-agent rotation) and prompt
-templates. Each incidence row carries a *volume*: the share of the account's
-requests that used the entity (1.0 for sign-up attributes).
+Entities are the things accounts can share: payment fingerprints, sign-up IPs and their
+prefixes, request IPs and their network prefixes (/24 IPv4, /48 IPv6), device fingerprints
+(TLS fingerprint + user agent, and the TLS fingerprint alone: a rare client stack survives
+user-agent rotation) and prompt templates. Each incidence row carries a *volume*: the share of
+the account's requests that used the entity (1.0 for sign-up attributes).
 
 >>> inc = combine([account_entities("payment", np.array([0, 0, -1]), np.array(["fp1"]))], 3)
 >>> inc.n_entities, inc.account.tolist(), inc.label(0)
@@ -32,7 +32,16 @@ __all__ = [
     "request_entities",
 ]
 
-ENTITY_TYPES = ("payment", "signup_ip", "ip", "prefix", "device", "tls", "template")
+ENTITY_TYPES = (
+    "payment",
+    "signup_ip",
+    "signup_prefix",
+    "ip",
+    "prefix",
+    "device",
+    "tls",
+    "template",
+)
 """Entity kinds, in the order of :attr:`Incidence.entity_type` codes."""
 
 

@@ -4,12 +4,13 @@ Six channels, each in [0, 1] per member (peers = farm members of other org units
 
 - ``payment``: its payment fingerprint is used by a peer;
 - ``network``: share of its traffic on IPs used by peers (IPs mostly used inside the farm),
-  half credit for shared /24 or /48 prefixes, full credit for a sign-up IP shared with a peer;
+  half credit for shared /24 or /48 prefixes, full credit for a sign-up IP shared with a peer,
+  half credit for a shared sign-up prefix;
 - ``device``: share of its traffic on device fingerprints (TLS + user agent, or a TLS stack
   alone) used by peers and mostly inside the farm;
 - ``content``: share of its prompts in the farm's templates (templates used by a good part of
-  the farm's org units), or its distillation-marker rate (chain-of-thought, rubric, tool-use)
-  when a good part of the farm carries such markers too;
+  the farm's org units), or its distillation-marker rate (chain-of-thought, rubric, tool-use;
+  full from ``MARKER_FULL``) when a good part of the farm carries such markers too;
 - ``timing``: excess co-activity with peers in short time bins over the window's baseline;
 - ``signup``: peers created within the burst window, beyond what chance would put there.
 
@@ -32,13 +33,16 @@ from sentra_graph.risk.timing import peer_coactivity, signup_peers
 __all__ = ["CHANNELS", "FarmInputs", "entity_sharing", "member_channels"]
 
 CHANNELS = ("payment", "network", "device", "content", "timing", "signup")
-_CONCENTRATED = ("ip", "prefix", "device", "tls")
+_CONCENTRATED = ("signup_ip", "signup_prefix", "ip", "prefix", "device", "tls")
 SYNC_FULL = 0.5
 """Excess co-activity cosine that counts as full timing evidence."""
 BURST_FULL = 10
 """Peers signed up in the same burst that count as full sign-up evidence."""
-MARKED = 0.5
-"""Marker rate above which an account counts as sending distillation-style prompts."""
+MARKED = 0.2
+"""Marker rate above which an account counts as sending distillation-style prompts (ordinary
+traffic carries a few percent)."""
+MARKER_FULL = 0.5
+"""Marker rate that counts as full content evidence."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ def _shared_markers(inputs: FarmInputs, min_share: float) -> np.ndarray:
     hits = np.bincount(labels[marked], minlength=len(size))
     farm_ok = (hits >= 2) & (hits >= min_share * size)
     ok = members & farm_ok[np.maximum(labels, 0)]
-    out[ok] = inputs.markers[ok]
+    out[ok] = np.clip(inputs.markers[ok] / MARKER_FULL, 0.0, 1.0)
     return out
 
 
@@ -130,6 +134,7 @@ def member_channels(inputs: FarmInputs, rows: pd.DataFrame, params: RiskParams) 
     ip = _per_account(rows, "ip", n, "sum")
     prefix = _per_account(rows, "prefix", n, "sum")
     signup_ip = _per_account(rows, "signup_ip", n, "any")
+    signup_prefix = _per_account(rows, "signup_prefix", n, "any")
     template = _per_account(rows, "template", n, "sum")
     coactivity = peer_coactivity(inputs.vectors, labels, inputs.units)
     base = inputs.baseline
@@ -149,7 +154,7 @@ def member_channels(inputs: FarmInputs, rows: pd.DataFrame, params: RiskParams) 
     out = pd.DataFrame(
         {
             "payment": _per_account(rows, "payment", n, "any"),
-            "network": np.maximum.reduce([ip, 0.5 * prefix, signup_ip]),
+            "network": np.maximum.reduce([ip, 0.5 * prefix, signup_ip, 0.5 * signup_prefix]),
             "device": np.maximum(
                 _per_account(rows, "device", n, "sum"), _per_account(rows, "tls", n, "sum")
             ),
