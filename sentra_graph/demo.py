@@ -48,10 +48,11 @@ def run_demo(db: Path, *, n_accounts: int = 3000, seed: int = 0, console: Consol
 def _print_farms(store: Store, summary: RunSummary, truth: pd.DataFrame, console: Console) -> None:
     clusters = store.run_clusters(summary.run_id)
     members = store.run_memberships(summary.run_id).merge(truth, on="account_id", how="left")
-    table = Table(title=f"Farms found ({len(clusters)})")
+    flagged = clusters[clusters["decision"] != "allow"]
+    table = Table(title=f"Farms found: {len(flagged)} flagged of {len(clusters)} candidate groups")
     for column in ("farm", "size", "score", "decision", "truth (kinds)", "top reason"):
         table.add_column(column)
-    for row in clusters.head(25).itertuples():
+    for row in flagged.head(25).itertuples():
         kinds = members.loc[members["cluster_id"] == row.cluster_id, "kind"].value_counts()
         table.add_row(
             row.cluster_id,
@@ -64,10 +65,24 @@ def _print_farms(store: Store, summary: RunSummary, truth: pd.DataFrame, console
     console.print(table)
 
 
+_EVALUATION_COLUMNS = {
+    "role": "role",
+    "kind": "kind",
+    "accounts": "accounts",
+    "blocked": "blocked",
+    "review_or_block": "review+block",
+    "precision_block": "precision@block",
+    "recall_block": "recall@block",
+    "recall_review": "recall@review",
+}
+
+
 def _print_evaluation(evaluation: pd.DataFrame, console: Console) -> None:
-    table = Table(title="Against the generator's truth")
-    for column in evaluation.columns:
-        table.add_column(str(column))
-    for row in evaluation.itertuples(index=False):
-        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    table = Table(title="Against the generator's truth (farms found, look-alikes spared)")
+    for header in _EVALUATION_COLUMNS.values():
+        table.add_column(header, justify="left" if header in ("role", "kind") else "right")
+    for row in evaluation[list(_EVALUATION_COLUMNS)].itertuples(index=False):
+        table.add_row(
+            *("" if v != v else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row)
+        )
     console.print(table)
