@@ -49,12 +49,15 @@ def create_app(
     *,
     insecure_dev: bool = False,
     run_command: Sequence[str] | None = None,
+    isolate_loads: bool = True,
 ) -> FastAPI:
     """Build the API over ``store`` (default: the configured one).
 
     :param settings: default :func:`~sentra_graph.config.get_settings`.
     :param insecure_dev: allow starting with no API keys (then every caller is admin).
     :param run_command: what ``POST /v1/runs`` starts (default ``python -m sentra_graph run``).
+    :param isolate_loads: build snapshots in a worker process (False: in a thread, which is
+        quicker to start and fine for small stores and tests).
     :raises ConfigError: ``SENTRA_API_KEYS`` is malformed, or empty without ``insecure_dev``.
     """
     settings = settings or get_settings()
@@ -69,7 +72,9 @@ def create_app(
             "or pass --insecure-dev to run without keys on a development machine"
         )
     launcher = RunLauncher(store, run_command, child_env(settings, store))
-    state = ApiState(settings, store, configured, launcher, insecure=not configured)
+    state = ApiState(
+        settings, store, configured, launcher, insecure=not configured, isolate_loads=isolate_loads
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -83,6 +88,7 @@ def create_app(
             with suppress(asyncio.CancelledError):
                 await poller
             await launcher.shutdown()
+            state.loader.shutdown()
 
     app = FastAPI(
         title="sentra-graph",

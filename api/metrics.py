@@ -62,7 +62,7 @@ class _SnapshotCollector(Collector):
             served.add_metric([decision], float(snapshot.counts.get(decision, 0)))
         yield served
         yield GaugeMetricFamily(
-            "sentra_known_accounts", "Accounts the store has seen", value=len(snapshot.known)
+            "sentra_known_accounts", "Accounts the store has seen", value=snapshot.known
         )
 
 

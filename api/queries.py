@@ -92,12 +92,12 @@ def cluster_detail(
         return None
     members = []
     for row in records(store.run_memberships(run_id, cluster_id)):
-        entry = snapshot.entries.get(row["account_id"])
+        entry = snapshot.scored_entry(row["account_id"])
         members.append(
             ClusterMember(
                 account_id=row["account_id"],
                 strength=float(row["strength"]),
-                score=float(entry.score) if entry else None,
+                score=entry.score if entry else None,
                 decision=entry.decision if entry else None,  # type: ignore[arg-type]
             )
         )

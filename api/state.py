@@ -22,18 +22,19 @@ from api.auth import (
     hash_key,
     parse_scopes,
 )
+from api.loader import SnapshotLoader
 from api.metrics import Metrics
 from api.queries import key_list
 from api.runs import RunLauncher
 from api.schemas import KeyCreated
-from api.snapshot import Snapshot, build_snapshot
+from api.snapshot import Snapshot
 from sentra_graph.config import Settings
 from sentra_graph.store import Store
 
 log = logging.getLogger(__name__)
 
-KNOWN_REFRESH_SECONDS = 60.0
-"""How often the set of known accounts is re-read between runs (accounts arrive by ingest)."""
+KNOWN_REFRESH_SECONDS = 300.0
+"""How often the known accounts are re-read between runs (accounts arrive by ingest)."""
 
 
 def stored_keys(store: Store) -> dict[str, frozenset[str]]:
@@ -63,6 +64,7 @@ class ApiState:
         launcher: RunLauncher,
         *,
         insecure: bool = False,
+        isolate_loads: bool = True,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -70,6 +72,7 @@ class ApiState:
         self.insecure = insecure
         self.launcher = launcher
         self.snapshot: Snapshot | None = None
+        self.loader = SnapshotLoader(store, isolated=isolate_loads)
         self.keyring = KeyRing(self.configured_keys)
         self.metrics = Metrics(lambda: self.snapshot)
         self.last_error: str | None = None
@@ -115,18 +118,18 @@ class ApiState:
         served = (current.run_id, current.published_at) if current else None
         latest = (run["run_id"], run["published_at"]) if run else (None, None)
         if served != latest:
-            snapshot = build_snapshot(self.store)
+            snapshot = self.loader.snapshot()
             self.snapshot = snapshot
             self._known_read_at = time.monotonic()
             log.info(
                 "serving run %s (%d decisions, %d known accounts)",
                 snapshot.run_id,
-                len(snapshot.entries),
-                len(snapshot.known),
+                snapshot.scored,
+                snapshot.known,
             )
         elif current and time.monotonic() - self._known_read_at >= KNOWN_REFRESH_SECONDS:
-            known = frozenset(self.store.known_accounts().tolist()) | current.known
-            self.snapshot = dataclasses.replace(current, known=known)
+            unscored = self.loader.unscored_known(current.index)
+            self.snapshot = dataclasses.replace(current, unscored_known=unscored)
             self._known_read_at = time.monotonic()
 
     async def refresh(self) -> bool:

@@ -49,7 +49,7 @@ def gateway_router(account_header: str) -> APIRouter:
         return json_body(
             entry.body,
             status.HTTP_403_FORBIDDEN if entry.decision == BLOCK else status.HTTP_200_OK,
-            {DECISION_HEADER: entry.decision, SCORE_HEADER: entry.score},
+            {DECISION_HEADER: entry.decision, SCORE_HEADER: repr(entry.score)},
         )
 
     router.add_api_route(

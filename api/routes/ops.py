@@ -21,7 +21,7 @@ async def healthz(state: StateDep) -> Health:
         status="ok",
         run_id=snapshot.run_id,
         published_at=snapshot.published_at,
-        scored_accounts=len(snapshot.entries),
+        scored_accounts=snapshot.scored,
         snapshot_loaded_at=snapshot.loaded_at,
     )
 

@@ -44,7 +44,12 @@ def db_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def app(db_url: str) -> FastAPI:
-    return create_app(settings_for(db_url), run_command=[sys.executable, "-c", "print('run done')"])
+    """The app in-process; snapshots load in a thread (the real server tests use a process)."""
+    return create_app(
+        settings_for(db_url),
+        run_command=[sys.executable, "-c", "print('run done')"],
+        isolate_loads=False,
+    )
 
 
 @pytest.fixture

@@ -153,7 +153,7 @@ def test_the_server_refuses_to_start_without_keys(db_url: str) -> None:
 def test_insecure_dev_mode_is_open_and_says_so(
     db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = create_app(settings_for(db_url, api_keys=""), insecure_dev=True)
+    app = create_app(settings_for(db_url, api_keys=""), insecure_dev=True, isolate_loads=False)
     with caplog.at_level(logging.WARNING), TestClient(app) as client:
         lookup = client.get("/v1/accounts/a1/risk")
         keys = client.get("/v1/keys")
@@ -165,7 +165,7 @@ def test_insecure_dev_mode_is_open_and_says_so(
 
 
 def test_insecure_dev_flag_does_not_open_a_server_that_has_keys(db_url: str) -> None:
-    app = create_app(settings_for(db_url), insecure_dev=True)
+    app = create_app(settings_for(db_url), insecure_dev=True, isolate_loads=False)
     with TestClient(app) as client:
         response = client.get("/v1/clusters")
     assert response.status_code == 401

@@ -24,7 +24,7 @@ FAILING_RUN = [sys.executable, "-c", "import sys; sys.exit('the window is empty'
 @contextmanager
 def serving(db_url: str, command: list[str] | None) -> Iterator[TestClient]:
     """The app in-process, starting ``command`` for each run (None: the real one)."""
-    app = create_app(settings_for(db_url), run_command=command)
+    app = create_app(settings_for(db_url), run_command=command, isolate_loads=False)
     with TestClient(app) as client:
         wait_ready(client.get)
         yield client

@@ -28,7 +28,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.schemas import RiskResult
-from api.snapshot import Snapshot, build_snapshot, encode_decisions
+from api.snapshot import CHUNK, Snapshot, build_snapshot, pack, unpack
 from sentra_graph.store import Store, open_store
 
 
@@ -41,14 +41,14 @@ def _decisions(rows: list[tuple]) -> pd.DataFrame:
 
 
 def test_encoded_bodies_are_the_response_model() -> None:
-    entries = encode_decisions(
-        _decisions(
-            [
-                ("a", "r", 0.91, "block", "F-1", ["x", 'quote " and ü']),
-                ("b", "r", 0.2, "allow", float("nan"), None),
-            ]
-        )
+    frame = _decisions(
+        [
+            ("a", "r", 0.91, "block", "F-1", ["x", 'quote " and ü']),
+            ("b", "r", 0.2, "allow", float("nan"), None),
+        ]
     )
+    snapshot = unpack(pack({"run_id": "r", "published_at": None}, frame, ["a", "b"]))
+    entries = {account_id: snapshot.lookup(account_id) for account_id in ("a", "b")}
     a = RiskResult.model_validate_json(entries["a"].body)
     b = json.loads(entries["b"].body)
     assert (a.score, a.decision, a.cluster_id, a.reasons) == (
@@ -59,7 +59,8 @@ def test_encoded_bodies_are_the_response_model() -> None:
     )
     assert a.scored_at == dt.datetime(2026, 2, 3, 4, 5, 6, 789000, tzinfo=dt.UTC)
     assert (b["cluster_id"], b["reasons"], b["known"]) == (None, [], True)
-    assert (entries["a"].decision, float(entries["a"].score)) == ("block", 0.91)
+    assert (entries["a"].decision, entries["a"].score) == ("block", 0.91)
+    assert snapshot.counts == {"allow": 1, "review": 0, "block": 1}
 
 
 @pytest.mark.parametrize("account_id", ["plain", 'with "quotes"', "back\\slash", "ünï", "a/b"])
@@ -71,10 +72,8 @@ def test_unscored_answers_are_valid_json_for_any_id(account_id: str) -> None:
 
 
 def test_batch_body_keeps_order_and_counts() -> None:
-    entries = encode_decisions(_decisions([("a", "r", 0.9, "block", None, [])]))
-    snapshot = Snapshot(
-        "r", None, dt.datetime.now(dt.UTC), entries, frozenset({"a", "k"}), {"block": 1}
-    )
+    frame = _decisions([("a", "r", 0.9, "block", None, [])])
+    snapshot = unpack(pack(None, frame, ["a", "k"]))
     body, counts = snapshot.batch_body(["k", "a", "zz", "a"])
     results = json.loads(body)["results"]
     assert [(r["account_id"], r["known"], r["decision"]) for r in results] == [
@@ -93,10 +92,28 @@ def test_build_snapshot_from_the_store(store: Store) -> None:
     snapshot = build_snapshot(store)
     assert snapshot.run_id == RUN1
     assert snapshot.published_at == store.latest_published_run()["published_at"]
-    assert set(snapshot.entries) == {d[0] for d in RUN1_DECISIONS}
-    assert snapshot.known == frozenset(ACCOUNTS)
+    assert set(snapshot.index) == {d[0] for d in RUN1_DECISIONS}
+    assert snapshot.unscored_known == {"a4"}
+    assert (snapshot.scored, snapshot.known) == (3, 4)
     assert snapshot.counts == {"allow": 1, "review": 1, "block": 1}
     assert snapshot.lookup("a4").known and not snapshot.lookup("a5").known
+
+
+def test_chunked_unpacking_keeps_every_account_and_pauses() -> None:
+    n = 2 * CHUNK + 7
+    kinds = ("allow", "review", "block")
+    frame = _decisions([(f"a{i}", "r", (i % 100) / 100, kinds[i % 3], None, []) for i in range(n)])
+    pauses: list[None] = []
+    snapshot = unpack(
+        pack(None, frame, [f"a{i}" for i in range(n)] + ["lonely"]),
+        pause=lambda: pauses.append(None),
+    )
+    assert len(pauses) == 3 + 1  # three chunks of scored ids, one of unscored known ids
+    assert snapshot.scored == n and snapshot.unscored_known == {"lonely"}
+    for i in (0, CHUNK - 1, CHUNK, n - 1):
+        body = json.loads(snapshot.lookup(f"a{i}").body)
+        assert (body["account_id"], body["score"]) == (f"a{i}", (i % 100) / 100)
+    assert snapshot.counts == {"allow": 6669, "review": 6669, "block": 6669}
 
 
 class _Unreachable:
