@@ -345,13 +345,26 @@ class FarmView:
         """Entities the members share (see :func:`shared_entities`)."""
         return shared_entities(self.members, self.requests(), min_accounts)
 
-    def prompts(self, per_template: int = 3) -> pd.DataFrame:
-        """Example prompts of the members in the window, ``per_template`` per template."""
+    def prompts(self, per_template: int = 3, templates: int = 6) -> pd.DataFrame:
+        """Example prompts of the farm's ``templates`` most used prompt templates.
+
+        The earliest ``per_template`` prompts of each, most used template first; columns
+        template_id, ts, account_id, request_id, prompt, markers (named).
+        """
+        tid = pd.to_numeric(self.requests()["template_id"], errors="coerce")
+        usage = tid[tid >= 0].astype(int).value_counts().head(templates)
         start, end = self.run.window
         frame = self.run.store.prompt_examples(
-            account_ids=self.members["account_id"], start=start, end=end, per_template=per_template
+            account_ids=self.members["account_id"],
+            template_ids=usage.index.tolist(),
+            start=start,
+            end=end,
+            per_template=per_template,
         )
-        return frame.assign(markers=frame["markers"].map(marker_names))
+        rank = frame["template_id"].map({t: i for i, t in enumerate(usage.index)})
+        frame = frame.assign(_rank=rank).sort_values(["_rank", "ts"]).drop(columns="_rank")
+        frame["markers"] = frame["markers"].map(marker_names)
+        return frame.reset_index(drop=True)
 
 
 def load_run(store: Store, run_id: str | None = None) -> RunView:

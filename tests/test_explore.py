@@ -100,9 +100,11 @@ def test_farm_shared_entities_name_the_shared_card_and_device(farm_store):
 
 def test_prompts_are_capped_per_template_and_name_markers(farm_store):
     store, _ = farm_store
-    prompts = load_run(store).farm("F1").prompts(per_template=2)
-    assert prompts.groupby("template_id").size().to_dict() == {7: 2, 8: 2}
+    farm = load_run(store).farm("F1")
+    prompts = farm.prompts(per_template=2)
+    assert prompts["template_id"].tolist() == [7, 7, 8, 8]  # the most used template first
     assert prompts["markers"].str.contains("chain-of-thought").all()
+    assert farm.prompts(per_template=3, templates=1)["template_id"].tolist() == [7, 7, 7]
 
 
 @pytest.mark.parametrize("seed", range(5))
