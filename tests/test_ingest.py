@@ -299,3 +299,57 @@ def test_ip_addresses_are_normalised_like_ipaddress(
         expected = address.ipv4_mapped
     checked = check_rows("requests", frame)
     assert checked.rows["ip"].tolist() == [str(expected)]
+
+
+def test_concurrent_loads_of_one_file_store_each_request_once(store: Store, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = _write_jsonl(tmp_path / "requests.jsonl", [_request(i) for i in range(300)])
+    with ThreadPoolExecutor(3) as pool:
+        runs = list(
+            pool.map(
+                lambda _: ingest_files(store, "requests", [path], None, chunk_rows=40), range(3)
+            )
+        )
+    assert sum(r.loaded for r in runs) == 300
+    assert sum(r.duplicates for r in runs) == 600
+    assert len(_stored(store, t.requests)) == 300
+
+
+@pytest.mark.postgres
+def test_postgres_copy_falls_back_when_requests_are_stored_meanwhile(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The COPY path meets stored request_ids: first those it finds, then (as if another writer
+    stored one right after the lookup) through staging; every path counts exactly."""
+    import sentra_graph.store.bulk as bulk
+    from sentra_graph.store import open_store
+
+    store = open_store(postgres_url)
+    store.init()
+    with store.begin() as conn:
+        conn.execute(t.requests.delete())
+    ingest_frame(store, "requests", pd.DataFrame([_request(i) for i in (1, 3)]))
+    rows = check_rows("requests", pd.DataFrame([_request(i) for i in range(6)])).rows
+    with store.begin() as conn, conn.connection.driver_connection.cursor() as cur:
+        cur.execute("SET LOCAL TIME ZONE 'UTC'")
+        assert bulk._pg_insert_new(cur, rows) == 4
+        cur.connection.rollback()
+
+    copies = []
+    original = bulk._pg_copy_requests
+
+    def copy_racing_another_writer(cur, new):  # type: ignore[no-untyped-def]
+        copies.append(len(new))
+        if len(copies) == 2:
+            with store.begin() as other:
+                other.execute(t.requests.insert().values(_request(4, ts=dt.datetime.now(dt.UTC))))
+        return original(cur, new)
+
+    monkeypatch.setattr(bulk, "_pg_copy_requests", copy_racing_another_writer)
+    with store.begin() as conn, conn.connection.driver_connection.cursor() as cur:
+        cur.execute("SET LOCAL TIME ZONE 'UTC'")
+        assert bulk._pg_insert_new(cur, rows) == 3
+    assert copies == [6, 4]
+    assert sorted(_stored(store, t.requests)["request_id"]) == [f"r{i}" for i in range(6)]
+    store.dispose()

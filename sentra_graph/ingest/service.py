@@ -1,9 +1,9 @@
 """Ingest service: read chunks, check them, load the valid rows, report the rest.
 
 Every valid row of a file is loaded; each rejected row goes to the reject file (one JSON object
-per line: ``file``, ``line``, ``reason``, ``raw``) and is counted. On PostgreSQL the load of one
-chunk runs in a worker thread while the next chunk is read and checked (the database and the
-Python side each keep one core busy); at most two chunks are in memory.
+per line: ``file``, ``line``, ``reason``, ``raw``) and is counted. The load of one chunk runs in
+a worker thread while the next chunk is read and checked (the database and the Python side
+each keep a core busy); at most two chunks are in memory.
 """
 
 from __future__ import annotations
@@ -292,12 +292,14 @@ class _Tally:
 
 
 class _Loader:
-    """Hands checked rows to the store; on PostgreSQL one load at a time runs in a worker
-    thread (SQLite loads in the calling thread: its in-memory databases are per thread)."""
+    """Hands checked rows to the store, one load at a time in a worker thread so that the next
+    chunk is read and checked meanwhile (an in-memory SQLite store loads in the calling thread:
+    each thread would see its own empty database)."""
 
     def __init__(self, store: Store, kind: str) -> None:
         self.load_rows = store.load_requests if kind == REQUESTS else store.load_accounts
-        self.pool = ThreadPoolExecutor(1, "sentra-load") if store.is_postgres else None
+        in_memory = not store.is_postgres and store.engine.url.database in (None, "", ":memory:")
+        self.pool = None if in_memory else ThreadPoolExecutor(1, "sentra-load")
         self.pending: tuple[Future[int], Callable[[int], None]] | None = None
 
     def __enter__(self) -> _Loader:

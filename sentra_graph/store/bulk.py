@@ -1,8 +1,10 @@
 """Bulk loads of validated accounts and requests.
 
-PostgreSQL: the rows are written as CSV by Arrow and sent with ``COPY ... FROM STDIN`` into a
-temporary staging table, then moved with ``INSERT ... SELECT ... ON CONFLICT``, which counts
-exactly what was new. SQLite: ``executemany`` in one transaction per chunk.
+PostgreSQL: rows are written as CSV by Arrow and sent with ``COPY ... FROM STDIN``; requests
+go straight into ``requests`` when none is stored yet, else the stored ones are left out (see
+:func:`_pg_insert_new`), and the count of new rows is exact. Accounts go through a temporary
+staging table and ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``. SQLite: ``executemany`` in
+one transaction per chunk.
 
 Both take rows already checked by :mod:`sentra_graph.ingest.validate`: canonical columns
 (timestamps UTC), requests unique by request_id and accounts unique by account_id.
@@ -11,7 +13,7 @@ Both take rows already checked by :mod:`sentra_graph.ingest.validate`: canonical
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from sentra_graph.store.core import StoreCore
+
+if TYPE_CHECKING:
+    import psycopg
 
 REQUEST_LOAD_COLUMNS = [
     "request_id",
@@ -61,10 +66,9 @@ CREATE TEMP TABLE _stage_accounts (
     payment_fingerprint text, signup_ip text, country text
 ) ON COMMIT DROP
 """
-_PG_SEEN = """
-CREATE TEMP TABLE _stage_seen ON COMMIT DROP AS
-SELECT account_id, min(ts) AS first_ts FROM _stage_requests GROUP BY account_id
-"""
+_PG_STAGE_SEEN = (
+    "CREATE TEMP TABLE _stage_seen (account_id text, first_ts timestamptz) ON COMMIT DROP"
+)
 _REQUEST_LIST = ", ".join(REQUEST_LOAD_COLUMNS)
 _ACCOUNT_LIST = ", ".join(ACCOUNT_LOAD_COLUMNS)
 _ACCOUNT_UPDATES = ", ".join(
@@ -77,7 +81,9 @@ _ACCOUNT_UPDATES = ", ".join(
 # ``inferred``; a real accounts record later replaces it, an earlier request lowers it.
 _NEW_INFERRED = (
     "INSERT INTO accounts (account_id, created_at, inferred) "
-    "SELECT account_id, first_ts, true FROM _stage_seen ON CONFLICT (account_id) DO NOTHING"
+    "SELECT account_id, first_ts, true FROM _stage_seen s WHERE NOT EXISTS "
+    "(SELECT 1 FROM accounts a WHERE a.account_id = s.account_id) "
+    "ON CONFLICT (account_id) DO NOTHING"
 )
 _LOWER_INFERRED = (
     "UPDATE accounts SET created_at = s.first_ts FROM _stage_seen s "
@@ -118,21 +124,15 @@ class BulkMixin(StoreCore):
 
     # ---- PostgreSQL ----------------------------------------------------------------------
     def _pg_load_requests(self, rows: pd.DataFrame) -> int:
-        data = _copy_csv(rows, REQUEST_LOAD_COLUMNS)
         with self.begin() as conn, conn.connection.driver_connection.cursor() as cur:
             cur.execute("SET LOCAL TIME ZONE 'UTC'")
-            cur.execute(_PG_STAGE_REQUESTS)
-            with cur.copy(f"COPY _stage_requests ({_REQUEST_LIST}) FROM STDIN (FORMAT csv)") as cp:
-                cp.write(data)
-            cur.execute(
-                f"INSERT INTO requests ({_REQUEST_LIST}) SELECT {_REQUEST_LIST} "
-                "FROM _stage_requests ON CONFLICT (request_id) DO NOTHING"
-            )
-            inserted = cur.rowcount
-            cur.execute(_PG_SEEN)
+            inserted = _pg_insert_new(cur, rows)
+            cur.execute(_PG_STAGE_SEEN)
+            with cur.copy("COPY _stage_seen (account_id, first_ts) FROM STDIN (FORMAT csv)") as cp:
+                cp.write(_copy_csv(_first_seen(rows), ["account_id", "first_ts"]))
             cur.execute(_NEW_INFERRED)
             cur.execute(_LOWER_INFERRED)
-        return int(inserted)
+        return inserted
 
     def _pg_load_accounts(self, rows: pd.DataFrame) -> int:
         data = _copy_csv(rows, ACCOUNT_LOAD_COLUMNS)
@@ -152,7 +152,6 @@ class BulkMixin(StoreCore):
     # ---- SQLite --------------------------------------------------------------------------
     def _sqlite_load_requests(self, rows: pd.DataFrame) -> int:
         marks = ", ".join("?" * len(REQUEST_LOAD_COLUMNS))
-        seen = rows.groupby("account_id", sort=False)["ts"].min().reset_index()
         with self.begin() as conn:
             cur = conn.connection.driver_connection.cursor()
             cur.executemany(
@@ -161,7 +160,8 @@ class BulkMixin(StoreCore):
                 _python_rows(rows, REQUEST_LOAD_COLUMNS),
             )
             inserted = cur.rowcount
-            cur.executemany(_SQLITE_INFERRED, _python_rows(seen, ["account_id", "ts"]))
+            seen = _python_rows(_first_seen(rows), ["account_id", "first_ts"])
+            cur.executemany(_SQLITE_INFERRED, seen)
             cur.close()
         return int(inserted)
 
@@ -177,6 +177,59 @@ class BulkMixin(StoreCore):
             written = cur.rowcount
             cur.close()
         return int(written)
+
+
+def _pg_insert_new(cur: psycopg.Cursor, rows: pd.DataFrame) -> int:
+    """Insert the requests of ``rows`` not stored yet; return how many that was.
+
+    COPY straight into ``requests`` is several times faster than ``INSERT ... SELECT`` (it
+    inserts in batches), so it is tried first. If a request_id is stored already, the COPY
+    stops at once (PostgreSQL checks each batch of about a thousand rows) and the stored ids
+    are looked up and left out; if another writer stores some of the rest meanwhile, the rows
+    go through a staging table and ``ON CONFLICT DO NOTHING``. Each way counts exactly.
+    """
+    from psycopg.errors import UniqueViolation
+
+    try:
+        return _pg_copy_requests(cur, rows)
+    except UniqueViolation:
+        pass
+    cur.execute(
+        "SELECT request_id FROM requests WHERE request_id = ANY(%s)",
+        (rows["request_id"].tolist(),),
+    )
+    stored = pa.array([row[0] for row in cur.fetchall()], pa.string())
+    new = rows[~pc.is_in(pa.array(rows["request_id"]), value_set=stored).to_numpy(False)]
+    if new.empty:
+        return 0
+    try:
+        return _pg_copy_requests(cur, new)
+    except UniqueViolation:
+        cur.execute(_PG_STAGE_REQUESTS)
+        with cur.copy(f"COPY _stage_requests ({_REQUEST_LIST}) FROM STDIN (FORMAT csv)") as copy:
+            copy.write(_copy_csv(new, REQUEST_LOAD_COLUMNS))
+        cur.execute(
+            f"INSERT INTO requests ({_REQUEST_LIST}) SELECT {_REQUEST_LIST} "
+            "FROM _stage_requests ON CONFLICT (request_id) DO NOTHING"
+        )
+        return int(cur.rowcount)
+
+
+def _pg_copy_requests(cur: psycopg.Cursor, rows: pd.DataFrame) -> int:
+    """COPY ``rows`` into ``requests`` inside a savepoint (undone if any is stored already)."""
+    data = _copy_csv(rows, REQUEST_LOAD_COLUMNS)
+    with (
+        cur.connection.transaction(),
+        cur.copy(f"COPY requests ({_REQUEST_LIST}) FROM STDIN (FORMAT csv)") as copy,
+    ):
+        copy.write(data)
+    return len(rows)
+
+
+def _first_seen(rows: pd.DataFrame) -> pd.DataFrame:
+    """account_id and the time of its first request among ``rows``."""
+    first = rows.groupby("account_id", sort=False)["ts"].min()
+    return first.rename("first_ts").reset_index()
 
 
 def _arrow_column(values: pd.Series) -> pa.Array | pa.ChunkedArray:
