@@ -355,7 +355,12 @@ def detect(
         incidence = _without_allowlisted(_incidence(win, behaviour, templates), win, allowed)
         projection = project(incidence, units=win.units, org=win.org, params=params.graph)
     with stages("lockstep"):
-        vectors = activity_vectors(activity, params.lockstep.min_active_bins)
+        vectors = activity_vectors(
+            activity,
+            params.lockstep.min_active_bins,
+            bins_per_day=round(1440 / params.behaviour.bin_minutes),
+            min_active_days=params.lockstep.min_active_days,
+        )
         baseline = baseline_cosine(vectors)
         lockstep, _ = lockstep_groups(vectors, params.lockstep, seed)
     with stages("cluster"):

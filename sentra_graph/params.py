@@ -75,10 +75,15 @@ class LockstepParams:
     """Lockstep groups: HDBSCAN on reduced per-account activity histograms."""
 
     min_active_bins: int = 6
+    min_active_days: int = 2
+    """Accounts active on fewer distinct days take no part in timing evidence."""
     svd_components: int = 16
-    sample_size: int = 12_000
+    sample_size: int = 6_000
+    seed_size: int = 3
+    """HDBSCAN's min_cluster_size on the sample: a group shows up through a few sampled
+    members; the full-space check then needs ``min_cluster_size`` members."""
     min_cluster_size: int = 5
-    min_samples: int = 5
+    min_samples: int = 3
     min_sync: float = 0.2
     """Least mean excess co-activity (cosine above the window's baseline) to keep a group."""
 
@@ -132,6 +137,8 @@ class RiskParams:
     """Least share of an IP's / device's accounts inside the farm for it to count as shared."""
     template_min_share: float = 0.3
     """Least share of a farm's org units using a template for it to count as the farm's."""
+    template_concentration: float = 0.25
+    """Least share of a template's accounts inside the farm for it to count as the farm's."""
     signup_burst_minutes: float = 60.0
     behaviour_cap: float = 0.4
     """Highest score an account reaches from its own behaviour alone (no group)."""

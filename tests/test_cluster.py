@@ -187,3 +187,14 @@ def test_a_uniformly_dense_component_is_not_cut() -> None:
     w = np.random.default_rng(2).uniform(0.5, 1.0, len(edges))
     coo = sparse.coo_matrix((w, (edges[:, 0], edges[:, 1])), shape=(30, 30))
     assert len(set(communities(coo, ClusterParams(), seed=0).tolist())) == 1
+
+
+def test_activity_on_a_single_day_is_no_timing_evidence() -> None:
+    # both accounts active in six bins; only the second spreads them over two days
+    one_day = np.zeros(288)
+    one_day[[1, 2, 3, 4, 5, 6]] = 1
+    two_days = np.zeros(288)
+    two_days[[1, 2, 3, 150, 151, 152]] = 1
+    counts = sparse.csr_matrix(np.vstack([one_day, two_days]))
+    vectors = activity_vectors(counts, 6, bins_per_day=144, min_active_days=2)
+    assert np.diff(vectors.indptr).tolist() == [0, 6]

@@ -30,15 +30,32 @@ NO_GROUP = -1
 """Label of an account in no lockstep group (HDBSCAN's noise label, kept for the same reason)."""
 
 
-def activity_vectors(activity: sparse.csr_matrix, min_active_bins: int) -> sparse.csr_matrix:
+def activity_vectors(
+    activity: sparse.csr_matrix,
+    min_active_bins: int,
+    *,
+    bins_per_day: int = 0,
+    min_active_days: int = 1,
+) -> sparse.csr_matrix:
     """TF-IDF weighted, L2-normalised activity rows.
 
     activity: requests per account and bin. Rows with fewer than ``min_active_bins`` active
-    bins come back empty (too little activity to say anything about timing).
+    bins, or active on fewer than ``min_active_days`` distinct days (``bins_per_day`` bins
+    each), come back empty: too little activity to say anything about timing. Lockstep means
+    *repeated* synchronised sessions; accounts that signed up an hour before the window ends
+    are all active in its last bins, which says nothing.
     """
     counts = activity.tocsr().astype(np.float64)
-    active_bins = np.diff(counts.indptr)
-    counts = sparse.diags((active_bins >= min_active_bins).astype(np.float64)) @ counts
+    keep = np.diff(counts.indptr) >= min_active_bins
+    if bins_per_day > 0 and min_active_days > 1:
+        rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+        days = np.unique(
+            rows.astype(np.int64) * (counts.shape[1] + 1) + counts.indices // bins_per_day
+        )
+        keep &= (
+            np.bincount(days // (counts.shape[1] + 1), minlength=counts.shape[0]) >= min_active_days
+        )
+    counts = sparse.diags(keep.astype(np.float64)) @ counts
     counts.eliminate_zeros()
     df = np.bincount(counts.indices, minlength=counts.shape[1])
     n_active = max(int((np.diff(counts.indptr) > 0).sum()), 1)
@@ -118,9 +135,9 @@ def lockstep_groups(
     sample = eligible
     if len(sample) > params.sample_size:
         sample = np.sort(rng.choice(eligible, params.sample_size, replace=False))
-    reduced = TruncatedSVD(k, random_state=seed).fit_transform(vectors[sample])
+    reduced = TruncatedSVD(k, n_iter=3, random_state=seed).fit_transform(vectors[sample])
     found = hdbscan.HDBSCAN(
-        min_cluster_size=params.min_cluster_size,
+        min_cluster_size=params.seed_size,
         min_samples=params.min_samples,
         core_dist_n_jobs=1,
     ).fit_predict(normalize(reduced))

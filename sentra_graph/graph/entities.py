@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import sparse
 
 from sentra_graph.features.behaviour import pair_counts
@@ -163,11 +165,13 @@ def ip_prefix(ips: pd.Series) -> pd.Series:
     ['10.1.2.0/24', '2001:db8:1::/48', None, None]
     """
     codes, uniques = pd.factorize(ips)
-    text = pd.Series(uniques, dtype=object).astype(str)
-    v4 = text.str.fullmatch(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}").to_numpy(dtype=bool)
+    text = pa.array(np.asarray(uniques, dtype=object).astype(str), type=pa.string())
+    v4 = pc.match_substring_regex(text, r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
+    v4 = v4.to_numpy(zero_copy_only=False).astype(bool)
     mapped = np.full(len(text), None, dtype=object)
-    mapped[v4] = (text[v4].str.rsplit(".", n=1).str[0] + ".0/24").to_numpy(dtype=object)
-    mapped[~v4] = [_prefix(ip) for ip in text[~v4]]
+    replaced = pc.replace_substring_regex(text.filter(pa.array(v4)), r"\.\d{1,3}$", ".0/24")
+    mapped[v4] = replaced.to_numpy(zero_copy_only=False)
+    mapped[~v4] = [_prefix(ip) for ip in text.filter(pa.array(~v4)).to_pylist()]
     out = np.full(len(ips), None, dtype=object)
     present = codes >= 0
     out[present] = mapped[codes[present]]

@@ -42,11 +42,15 @@ def entity_units(incidence: Incidence, units: np.ndarray) -> np.ndarray:
 
     units: org-unit code per account (the org, or the account itself when it has none).
     """
+    n_entities = incidence.n_entities
     if len(incidence.entity) == 0:
-        return np.zeros(incidence.n_entities, dtype=np.int64)
+        return np.zeros(n_entities, dtype=np.int64)
+    unit = units[incidence.account]
+    alone = np.bincount(units)[unit] == 1  # the unit's only account: counts once per entity
+    out = np.bincount(incidence.entity[alone], minlength=n_entities)
     width = np.int64(units.max()) + 1
-    key = np.unique(incidence.entity * width + units[incidence.account])
-    return np.bincount(key // width, minlength=incidence.n_entities)
+    shared = np.unique(incidence.entity[~alone] * width + unit[~alone])
+    return out + np.bincount(shared // width, minlength=n_entities)
 
 
 def entity_weights(incidence: Incidence, units: np.ndarray, params: GraphParams) -> np.ndarray:

@@ -9,7 +9,8 @@ Six channels, each in [0, 1] per member (peers = farm members of other org units
 - ``device``: share of its traffic on device fingerprints (TLS + user agent, or a TLS stack
   alone) used by peers and mostly inside the farm;
 - ``content``: share of its prompts in the farm's templates (templates used by a good part of
-  the farm's org units), or its distillation-marker rate (chain-of-thought, rubric, tool-use;
+  the farm's org units, and mostly inside the farm: a template everybody uses is grammar, not
+  a farm's skeleton), or its distillation-marker rate (chain-of-thought, rubric, tool-use;
   full from ``MARKER_FULL``) when a good part of the farm carries such markers too;
 - ``timing``: excess co-activity with peers in short time bins over the window's baseline;
 - ``signup``: peers created within the burst window, beyond what chance would put there.
@@ -93,7 +94,10 @@ def entity_sharing(inputs: FarmInputs, params: RiskParams) -> pd.DataFrame:
     template_cut = np.maximum(
         2.0, params.template_min_share * farm_units.reindex(rows["farm"]).to_numpy()
     )
-    rows["shared"] = np.where(is_template, rows["units"] >= template_cut, shared)
+    farm_template = (rows["units"] >= template_cut) & (
+        share_in_farm >= params.template_concentration
+    )
+    rows["shared"] = np.where(is_template, farm_template, shared)
     return rows
 
 
