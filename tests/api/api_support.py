@@ -133,19 +133,24 @@ class LiveServer:
         return self.process.wait(timeout=30)
 
 
-def start_server(url: str, log_path: Path, *args: str, api_keys: str = API_KEYS) -> LiveServer:
-    port = free_port()
-    env = {
+def server_env(url: str, **extra: str) -> dict[str, str]:
+    return {
         **os.environ,
         "SENTRA_DATABASE_URL": url,
-        "SENTRA_API_KEYS": api_keys,
+        "SENTRA_API_KEYS": API_KEYS,
         "SENTRA_REFRESH_SECONDS": str(REFRESH_SECONDS),
+        **extra,
     }
+
+
+def start_server(url: str, log_path: Path, *args: str, **env: str) -> LiveServer:
+    """``python -m api.server`` on a free port, once ready; ``env`` adds SENTRA_* variables."""
+    port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "api.server", "--port", str(port), *args],
             cwd=REPO,
-            env=env,
+            env=server_env(url, **env),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
