@@ -273,10 +273,18 @@ class RunView:
         return counts.reindex(["allow", "review", "block"], fill_value=0).astype(int)
 
     def timings(self) -> pd.DataFrame:
-        """Seconds per stage of the run (nested stages flattened with dots)."""
+        """Seconds per stage of the run: stage, seconds, part_of (the enclosing stage of a
+        sub-stage such as ``detect.graph``, None for a top-level stage)."""
         timings = self.run.get("timings") or {}
         flat = pd.json_normalize(timings).iloc[0] if timings else pd.Series(dtype=float)
-        return pd.DataFrame({"stage": flat.index.astype(str), "seconds": flat.to_numpy()})
+        stages = flat.index.astype(str)
+        parents = stages.str.rsplit(".", n=1).str[0]
+        known = set(stages)
+        part_of = [
+            p if p != s and p in known else None for s, p in zip(stages, parents, strict=True)
+        ]
+        seconds = pd.to_numeric(flat, errors="coerce").to_numpy()
+        return pd.DataFrame({"stage": stages, "seconds": seconds, "part_of": part_of})
 
     def farm(self, cluster_id: str) -> FarmView:
         """One farm of the run; ``KeyError`` if the run has no such farm."""

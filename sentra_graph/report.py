@@ -45,6 +45,14 @@ MAX_FARM_ROWS = 500
 MAX_MEMBER_ROWS = 15
 MAX_PROMPT_CHARS = 300
 
+_FORMATS: dict[str, Callable[[Any], str]] = {
+    "score": lambda v: "" if pd.isna(v) else f"{v:.2f}",
+    "strength": lambda v: "" if pd.isna(v) else f"{v:.2f}",
+    "seconds": lambda v: "" if pd.isna(v) else f"{v:.2f}",
+    "share": lambda v: "" if pd.isna(v) else f"{v:.0%}",
+}
+"""Fixed formats of some columns, so that 0.9997 reads 1.00 and not 1."""
+
 _WRAPPED = {"top_reasons", "reasons", "prompt", "value"}
 """Columns of long text that may wrap; every other cell stays on one line."""
 
@@ -133,7 +141,7 @@ def _table(
     for record in frame.to_dict("records"):
         cells = []
         for column, value in record.items():
-            text = html.escape(_fmt(value))
+            text = html.escape(_FORMATS.get(column, _fmt)(value))
             if links and column == link_column and value in links:
                 text = f'<a href="#{links[value]}">{text}</a>'
             css = "num" if column in numeric else ("wrap" if column in _WRAPPED else "")
@@ -215,15 +223,18 @@ def _timings_section(view: RunView) -> str:
     timings = view.timings()
     if timings.empty:
         return _section("Stage timings", '<p class="muted">no timings recorded</p>')
-    total = pd.to_numeric(timings["seconds"], errors="coerce").sum()
+    top = timings["part_of"].isna()
+    total = timings.loc[top, "seconds"].sum()
 
     def draw(ax: Axes) -> None:
-        ax.barh(timings["stage"], timings["seconds"], color="#5d6d7e")
+        colours = ["#34495e" if t else "#aab7b8" for t in top]
+        ax.barh(timings["stage"], timings["seconds"], color=colours)
         ax.invert_yaxis()
-        ax.set_xlabel("seconds")
+        ax.set_xlabel("seconds (grey: parts of the stage above)")
 
     chart = _img(draw, (5.5, 0.4 + 0.3 * len(timings)), "seconds per stage")
-    table = _table(timings.assign(share=timings["seconds"] / total if total else 0.0))
+    shown = timings[["stage", "seconds"]].assign(share=timings["seconds"] / total if total else 0.0)
+    table = _table(shown)
     return _section(
         f"Stage timings ({total:.1f} s)",
         f'<div class="grid"><div>{table}</div><div>{chart}</div></div>',

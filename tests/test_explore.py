@@ -322,3 +322,18 @@ def test_draw_farm_always_shows_the_highlighted_account(farm_store):
     assert len(ringed) == 1
     assert "showing 3 accounts" in ax.get_title()
     plt.close(fig)
+
+
+def test_timings_mark_sub_stages_of_their_stage(store):
+    write_farm_run(store)
+    view = load_run(store)
+    view.run["timings"] = {"read": 1.0, "detect": 3.0, "detect.graph": 2.0, "x.y": 0.5}
+    timings = view.timings().set_index("stage")
+    assert timings["part_of"].isna().to_dict() == {
+        "read": True,
+        "detect": True,
+        "detect.graph": False,
+        "x.y": True,
+    }
+    assert timings.loc["detect.graph", "part_of"] == "detect"
+    assert timings.loc["detect.graph", "seconds"] == 2.0
