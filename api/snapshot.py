@@ -75,9 +75,9 @@ class Snapshot:
     loaded_at: dt.datetime
     index: Mapping[str, int] = field(repr=False)
     bodies: bytes = field(repr=False)
-    offsets: array = field(repr=False)  # type: ignore[type-arg]
+    offsets: array[int] = field(repr=False)
     codes: bytes = field(repr=False)
-    scores: array = field(repr=False)  # type: ignore[type-arg]
+    scores: array[float] = field(repr=False)
     unscored_known: Set[str] = field(repr=False)
     counts: Mapping[str, int]
 
@@ -134,9 +134,9 @@ class Packed:
     published_at: dt.datetime | None
     id_chunks: list[bytes]
     bodies: bytes
-    offsets: array  # type: ignore[type-arg]
+    offsets: array[int]
     codes: bytes
-    scores: array  # type: ignore[type-arg]
+    scores: array[float]
     unscored_chunks: list[bytes]
     counts: dict[str, int]
 

@@ -116,8 +116,10 @@ def test_parse_plain_and_hashed_keys() -> None:
         hash_key("two"): frozenset({"analyst", "admin"}),
     }
     ring = KeyRing(keys)
-    assert ring.authenticate("two").allows("gateway")  # admin implies every scope
-    assert not ring.authenticate("one").allows("analyst")
+    one, two = ring.authenticate("one"), ring.authenticate("two")
+    assert one is not None and two is not None
+    assert two.allows("gateway")  # admin implies every scope
+    assert not one.allows("analyst")
     assert ring.authenticate("three") is None
 
 

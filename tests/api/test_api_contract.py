@@ -132,6 +132,7 @@ def test_healthz_needs_no_key_and_names_the_served_run(live_server: LiveServer) 
         body = http.get("/healthz").json()
     assert body["status"] == "ok"
     assert body["run_id"] == RUN1
+    assert published is not None
     assert body["published_at"].replace("Z", "+00:00") == published["published_at"].isoformat()
 
 

@@ -91,7 +91,8 @@ def test_build_snapshot_from_the_store(store: Store) -> None:
     publish(store, RUN1, RUN1_DECISIONS)
     snapshot = build_snapshot(store)
     assert snapshot.run_id == RUN1
-    assert snapshot.published_at == store.latest_published_run()["published_at"]
+    published = store.latest_published_run()
+    assert published is not None and snapshot.published_at == published["published_at"]
     assert set(snapshot.index) == {d[0] for d in RUN1_DECISIONS}
     assert snapshot.unscored_known == {"a4"}
     assert (snapshot.scored, snapshot.known) == (3, 4)
