@@ -16,6 +16,7 @@ from sentra_graph.graph.entities import (
 )
 from sentra_graph.graph.projection import entity_units, entity_weights, project
 from sentra_graph.graph.reference import bipartite_graph, weighted_projection
+from sentra_graph.graph.window import build_incidence, encode_window, only_from_ips
 from sentra_graph.params import GraphParams
 
 
@@ -130,3 +131,53 @@ def test_ip_prefix_handles_both_families_and_garbage() -> None:
         None,
         None,
     ]
+
+
+def small_window() -> tuple[pd.DataFrame, pd.DataFrame]:
+    accounts = pd.DataFrame(
+        {
+            "account_id": ["b", "a"],
+            "created_at": pd.to_datetime(["2025-01-01", "2025-01-02"], utc=True),
+            "org_id": ["acme", None],
+            "payment_fingerprint": ["card", "card"],
+            "signup_ip": ["10.0.0.9", "10.0.0.8"],
+        }
+    )
+    requests = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(
+                ["2025-01-03 00:00", "2025-01-03 01:00", "2025-01-04 00:00"], utc=True
+            ),
+            "account_id": ["a", "ghost", "b"],
+            "ip": ["10.0.0.1", "10.0.0.1", "2001:db8::1"],
+            "tls_fingerprint": ["t1", None, "t1"],
+            "user_agent": ["ua", "ua", None],
+            "template_id": [1_000_007, -1, 3],
+            "markers": [1, 0, 0],
+        }
+    )
+    return accounts, requests
+
+
+def test_encode_window_codes_every_column_and_adds_unknown_accounts() -> None:
+    win = encode_window(*small_window())
+    assert win.account_ids.tolist() == ["a", "b", "ghost"]
+    assert win.acc.tolist() == [0, 2, 1]
+    assert win.units[0] != win.units[1] != win.units[2]
+    assert win.created[2] == pd.Timestamp("2025-01-03T01:00", tz="UTC").timestamp()
+    assert [win.device_labels[d] for d in win.device] == ["t1|ua", "-|ua", "t1|-"]
+    assert win.prefix_labels[win.prefix].tolist() == ["10.0.0.0/24", "10.0.0.0/24", "2001:db8::/48"]
+    assert win.template.tolist() == [1_000_007, -1, 3]
+
+
+def test_build_incidence_uses_template_ids_as_given_and_drops_allowlisted_links() -> None:
+    win = encode_window(*small_window())
+    n_req = np.bincount(win.acc, minlength=win.n).astype(float)
+    inc = build_incidence(win, n_req, n_req, set(), set())
+    labels = {inc.label(e) for e in range(inc.n_entities)}
+    assert {"template 1000007", "template 3", "payment card", "ip 10.0.0.1"} <= labels
+    cut = build_incidence(win, n_req, n_req, {"10.0.0.1"}, {"acme"})
+    kept = {inc.label(e) for e in cut.entity}
+    assert "ip 10.0.0.1" not in kept
+    assert not (cut.account == 1).any()  # b is in the allow-listed org: it links nobody
+    assert only_from_ips(win, {"10.0.0.1"}).tolist() == [True, False, True]

@@ -25,6 +25,7 @@ __all__ = [
     "epoch_seconds",
     "pair_counts",
     "template_features",
+    "template_marker_rates",
 ]
 
 NO_TEMPLATE = -1
@@ -220,6 +221,24 @@ def template_features(
             "tool_rate": rate(TOOL),
         }
     )
+
+
+def template_marker_rates(template_id: np.ndarray, markers: np.ndarray) -> pd.DataFrame:
+    """Chain-of-thought, rubric and tool-use rates of each template's requests (index: id).
+
+    >>> template_marker_rates(np.array([4, 4, -1]), np.array([1, 0, 1])).loc[4, "cot_rate"]
+    np.float64(0.5)
+    """
+    has = template_id >= 0
+    frame = pd.DataFrame(
+        {
+            "template_id": template_id[has],
+            "cot_rate": (markers[has] & COT) > 0,
+            "rubric_rate": (markers[has] & RUBRIC) > 0,
+            "tool_rate": (markers[has] & TOOL) > 0,
+        }
+    )
+    return frame.groupby("template_id").mean()
 
 
 def activity_matrix(
