@@ -197,24 +197,34 @@ def export_banlist(
 
 
 @app.command()
-def explain(account_id: Annotated[str, typer.Argument(help="The account to explain.")]) -> None:
+def explain(
+    account_id: Annotated[str, typer.Argument(help="The account to explain.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
     """Why an account got its decision: score, farm, reasons and evidence."""
+    import json
+
     from rich.console import Console
 
     from sentra_graph.explain import explain_account, render_explanation
 
-    render_explanation(explain_account(_store(), account_id), Console())
+    explanation = explain_account(_store(), account_id)
+    if as_json:
+        typer.echo(json.dumps(explanation.to_dict(), default=str))
+    else:
+        render_explanation(explanation, Console())
 
 
 @app.command()
 def report(
     out: Annotated[Path, typer.Option(help="Directory for the HTML report.")],
     run_id: Annotated[str | None, typer.Option(help="Default: the published run.")] = None,
+    top: Annotated[int, typer.Option(help="How many farms get drawings and timelines.")] = 5,
 ) -> None:
     """Write a static HTML report of a run (opens in any browser, no server)."""
     from sentra_graph.report import write_report
 
-    index = write_report(_store(), out, run_id=run_id)
+    index = write_report(_store(), out, run_id=run_id, top_n=top)
     typer.echo(f"report written to {index}")
 
 
