@@ -77,7 +77,8 @@ class LockstepParams:
     min_active_bins: int = 6
     min_active_days: int = 2
     """Accounts active on fewer distinct days take no part in timing evidence."""
-    svd_components: int = 16
+    dims: int = 16
+    """Dimensions of the random projection HDBSCAN runs in."""
     sample_size: int = 6_000
     seed_size: int = 3
     """HDBSCAN's min_cluster_size on the sample: a group shows up through a few sampled

@@ -94,9 +94,9 @@ def test_one_org_is_an_open_relationship() -> None:
 
 
 def test_combine_and_independent_are_consistent() -> None:
-    row = np.array([[1.0, 0.3, 0.9, 0.0, 0.0, 0.0]])
+    row = np.array([[1.0, 0.3, 0.9, 0.2, 0.0, 0.0]])
     grouped = independent(row, P.channel_groups)
-    assert grouped.tolist() == [[1.0, 0.9, 0.0, 0.0, 0.0]]
+    assert grouped.tolist() == [[1.0, 0.9, 0.2, 0.0, 0.0]]
     assert combine_channels(grouped, (0.5, 0.5), full=1.0)[0] == pytest.approx(0.95)
 
 

@@ -3,9 +3,11 @@
 Each account's activity histogram (requests per 5-15 minute bin) is weighted like TF-IDF
 (bins where everybody is active, e.g. office hours, say little) and L2-normalised, so the dot
 product of two accounts is their co-activity cosine. HDBSCAN runs on a bounded sample of those
-vectors reduced by truncated SVD; every candidate group it finds is then checked in the full
-space: an account belongs to a group when its mean cosine with the group's members exceeds the
-window's baseline (the mean cosine of two random accounts) by ``min_sync`` of the way to 1.
+vectors reduced by a Gaussian random projection (which, unlike truncated SVD, keeps the
+closeness of a small group whose pattern is not among the window's dominant ones); every
+candidate group it finds is then checked in the full space: an account belongs to a group when
+its mean cosine with the group's members exceeds the window's baseline (the mean cosine of two
+random accounts) by ``min_sync`` of the way to 1.
 The check, not HDBSCAN, decides membership, so chance look-alikes in the reduced space do not
 make a group, and every account (not only the sample) gets assigned.
 
@@ -19,8 +21,9 @@ from __future__ import annotations
 import hdbscan
 import numpy as np
 from scipy import sparse
-from sklearn.decomposition import TruncatedSVD
+from scipy.sparse import csgraph
 from sklearn.preprocessing import normalize
+from sklearn.random_projection import GaussianRandomProjection
 
 from sentra_graph.params import LockstepParams
 
@@ -128,14 +131,14 @@ def lockstep_groups(
     labels = np.full(n, NO_GROUP, dtype=np.int64)
     strength = np.zeros(n)
     eligible = np.flatnonzero(np.diff(vectors.indptr) > 0)
-    k = min(params.svd_components, vectors.shape[1] - 1)
-    if k < 1 or len(eligible) < max(params.min_cluster_size, k + 1):
+    if len(eligible) < max(params.min_cluster_size, params.dims + 1):
         return labels, strength
     rng = np.random.default_rng(seed)
     sample = eligible
     if len(sample) > params.sample_size:
         sample = np.sort(rng.choice(eligible, params.sample_size, replace=False))
-    reduced = TruncatedSVD(k, n_iter=3, random_state=seed).fit_transform(vectors[sample])
+    projector = GaussianRandomProjection(params.dims, random_state=seed)
+    reduced = projector.fit_transform(vectors[sample])
     found = hdbscan.HDBSCAN(
         min_cluster_size=params.seed_size,
         min_samples=params.min_samples,
@@ -160,10 +163,24 @@ def lockstep_groups(
         new = np.where(best_cos >= cut, best, NO_GROUP)
         sizes = np.bincount(new[new >= 0], minlength=n_groups)
         new[(new >= 0) & (sizes[np.maximum(new, 0)] < params.min_cluster_size)] = NO_GROUP
-        current = _compact(new)
+        current = _join_alike(rows, _compact(new), cut)
     labels[eligible] = current
     strength[eligible] = np.where(current >= 0, (best_cos - base) / (1.0 - base), 0.0)
     return labels, np.clip(strength, 0.0, 1.0)
+
+
+def _join_alike(vectors: sparse.csr_matrix, labels: np.ndarray, cut: float) -> np.ndarray:
+    """Join groups whose members are as co-active across groups as a group's members are
+    (one large lockstep farm found as several pieces in the sample)."""
+    n_groups = int(labels.max()) + 1
+    if n_groups < 2:
+        return labels
+    sums = _group_sums(vectors, labels, n_groups)
+    sizes = np.bincount(labels[labels >= 0], minlength=n_groups).astype(np.float64)
+    cross = (sums @ sums.T) / np.outer(sizes, sizes)
+    np.fill_diagonal(cross, 0.0)
+    _, joined = csgraph.connected_components(sparse.csr_matrix(cross >= cut), directed=False)
+    return np.where(labels >= 0, joined[np.maximum(labels, 0)], NO_GROUP)
 
 
 def _compact(labels: np.ndarray) -> np.ndarray:

@@ -140,17 +140,8 @@ class Explainer:
                     f"{int(device['members']) - 1} farm accounts",
                 )
             )
-        template = self._part("template", a) if ch["content"] >= MIN_CHANNEL else None
-        if template is not None:
-            name, rate = _marker_name(self.rates[a])
-            marker = f" ({name})" if rate >= 0.3 else ""
-            lines.append(
-                (
-                    ch["content"],
-                    f"{_pct(template['volume'])} of prompts in template "
-                    f"T{self.key[int(template['entity'])]}{marker}",
-                )
-            )
+        if ch["content"] >= MIN_CHANNEL:
+            lines.append((ch["content"], self._content(a)))
         if ch["timing"] >= MIN_CHANNEL:
             lines.append(
                 (
@@ -170,6 +161,17 @@ class Explainer:
             )
         lines.sort(key=lambda x: -x[0])
         return [text for _, text in lines]
+
+    def _content(self, a: int) -> str:
+        name, rate = _marker_name(self.rates[a])
+        template = self._part("template", a)
+        if template is None:
+            return f"{_pct(rate)} of prompts with {name}, like most of the farm"
+        marker = f" ({name})" if rate >= 0.3 else ""
+        return (
+            f"{_pct(template['volume'])} of prompts in template "
+            f"T{self.key[int(template['entity'])]}{marker}"
+        )
 
     def _network(self, a: int) -> str:
         if self.ip_count[a] > 0:
@@ -291,6 +293,8 @@ def farm_reasons(evidence: dict) -> list[str]:
                 f"template T{t['template_id']} used by {t['accounts']} accounts{marker}",
             )
         )
+    elif ch["content"] >= MIN_CHANNEL:
+        lines.append((ch["content"], "members send distillation-style prompts alike"))
     if ch["timing"] >= MIN_CHANNEL:
         tm = evidence["timing"]
         lines.append(
