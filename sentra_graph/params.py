@@ -19,18 +19,24 @@ class TemplateParams:
     sample_size: int = 20_000
     n_features: int = 2**16
     svd_components: int = 64
-    reduced_dims: int = 16
+    reduced_dims: int = 12
+    """Dimensions HDBSCAN works in; nearest-neighbour queries slow down sharply above ~12."""
     min_cluster_size: int = 15
     min_samples: int = 5
+    cluster_selection_epsilon: float = 0.1
+    """Clusters closer than this (unit-sphere distance) are merged: one template, not one
+    cluster per slot-value variant."""
     batch_size: int = 50_000
     min_strength: float = 0.0
     """Assignments weaker than this (HDBSCAN membership strength in [0, 1]) become noise."""
-    max_chars: int = 1_000
-    """Characters of a normalised prompt embedded (head and tail of longer ones)."""
+    max_chars: int = 300
+    """Characters of a normalised prompt embedded: its head and tail, where instructions sit."""
     embedder: str = "hashing"
     """"hashing" (model-free, default) or "sentence-transformers" (extra ``[embeddings]``)."""
     text_model: str | None = None
     """Local sentence-transformers model directory; None: the packaged all-MiniLM-L6-v2."""
+    n_jobs: int = -1
+    """Threads for nearest-neighbour queries while assigning (-1: all cores)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,9 @@ class LockstepParams:
     members; the full-space check then needs ``min_cluster_size`` members."""
     min_cluster_size: int = 5
     min_samples: int = 3
+    selection: str = "leaf"
+    """HDBSCAN cluster selection: ``leaf`` finds the small tight groups sought here, where
+    ``eom`` may prefer one large, loose cluster that the full-space check then rejects."""
     min_sync: float = 0.2
     """Least mean excess co-activity (cosine above the window's baseline) to keep a group."""
 

