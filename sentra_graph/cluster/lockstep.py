@@ -142,6 +142,7 @@ def lockstep_groups(
     found = hdbscan.HDBSCAN(
         min_cluster_size=params.seed_size,
         min_samples=params.min_samples,
+        cluster_selection_method=params.selection,
         core_dist_n_jobs=1,
     ).fit_predict(normalize(reduced))
     base = baseline_cosine(vectors)
