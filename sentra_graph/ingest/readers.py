@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -61,8 +61,9 @@ FORMATS = {
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CSV_BLOCK_BYTES = 2 << 20
-"""Arrow reads ahead a number of blocks: small blocks keep the peak memory low."""
-_JSON_BLOCK_BYTES = 8 << 20
+_JSON_BLOCK_BYTES = 1 << 20
+"""Arrow reads ahead and parses several blocks at once: small blocks keep the peak memory low
+(a JSON record longer than a block sends its chunk to the line-by-line path)."""
 _READ_ERRORS = (
     OSError,
     EOFError,
@@ -177,10 +178,10 @@ class _FileReader(ABC):
         """The chunks of the file; read errors propagate as they are."""
 
 
-def record_of(frame: pd.DataFrame) -> Callable[[int], object]:
+def record_of(frame: pd.DataFrame) -> Callable[[int], dict[str, object]]:
     """The record at a position of ``frame``, as a dict of the fields it gives."""
 
-    def raw(position: int) -> object:
+    def raw(position: int) -> dict[str, object]:
         return {k: v for k, v in frame.iloc[position].items() if not _is_missing(v)}
 
     return raw
@@ -214,7 +215,9 @@ class _JsonlReader(_FileReader):
 
     def _chunks(self) -> Iterator[Chunk]:
         with open(self.path, "rb") as raw_file:
-            stream: BinaryIO = gzip.GzipFile(fileobj=raw_file) if self.gzipped else raw_file
+            stream: io.BufferedIOBase = (
+                gzip.GzipFile(fileobj=raw_file) if self.gzipped else raw_file
+            )
             first_line = 1
             while lines := list(islice(stream, self.chunk_rows)):
                 numbers = [first_line + i for i, line in enumerate(lines) if line.strip()]

@@ -12,7 +12,7 @@ reads those rows again (loading is idempotent).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,10 +155,16 @@ class _SourceReader:
             if len(marks):
                 self.watermark = watermark_text(marks.max())
 
-            def raw(position: int, record=record_of(frame), marks=marks) -> object:  # type: ignore[no-untyped-def]
-                return {**record(position), WATERMARK: watermark_text(marks.iloc[position])}
+            yield Chunk(frame, lines, _raw_with_watermark(frame, marks), position=done)
 
-            yield Chunk(frame, lines, raw, position=done)
+
+def _raw_with_watermark(frame: pd.DataFrame, marks: pd.Series) -> Callable[[int], object]:
+    record = record_of(frame)
+
+    def raw(position: int) -> object:
+        return {**record(position), WATERMARK: watermark_text(marks.iloc[position])}
+
+    return raw
 
 
 def watermark_text(value: object) -> str:
@@ -174,5 +180,5 @@ def watermark_text(value: object) -> str:
     if isinstance(value, np.generic):
         value = value.item()
     if hasattr(value, "isoformat"):
-        return value.isoformat()  # type: ignore[no-any-return]
+        return str(value.isoformat())
     return str(value)

@@ -13,15 +13,16 @@ Both take rows already checked by :mod:`sentra_graph.ingest.validate`: canonical
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+from sqlalchemy.engine import Connection
 
-from sentra_graph.store.core import StoreCore
+from sentra_graph.store.core import StoreCore, StoreError
 
 if TYPE_CHECKING:
     import psycopg
@@ -124,7 +125,7 @@ class BulkMixin(StoreCore):
 
     # ---- PostgreSQL ----------------------------------------------------------------------
     def _pg_load_requests(self, rows: pd.DataFrame) -> int:
-        with self.begin() as conn, conn.connection.driver_connection.cursor() as cur:
+        with self.begin() as conn, _driver_cursor(conn) as cur:
             cur.execute("SET LOCAL TIME ZONE 'UTC'")
             inserted = _pg_insert_new(cur, rows)
             cur.execute(_PG_STAGE_SEEN)
@@ -136,7 +137,7 @@ class BulkMixin(StoreCore):
 
     def _pg_load_accounts(self, rows: pd.DataFrame) -> int:
         data = _copy_csv(rows, ACCOUNT_LOAD_COLUMNS)
-        with self.begin() as conn, conn.connection.driver_connection.cursor() as cur:
+        with self.begin() as conn, _driver_cursor(conn) as cur:
             cur.execute("SET LOCAL TIME ZONE 'UTC'")
             cur.execute(_PG_STAGE_ACCOUNTS)
             with cur.copy(f"COPY _stage_accounts ({_ACCOUNT_LIST}) FROM STDIN (FORMAT csv)") as cp:
@@ -153,7 +154,7 @@ class BulkMixin(StoreCore):
     def _sqlite_load_requests(self, rows: pd.DataFrame) -> int:
         marks = ", ".join("?" * len(REQUEST_LOAD_COLUMNS))
         with self.begin() as conn:
-            cur = conn.connection.driver_connection.cursor()
+            cur = _driver_cursor(conn)
             cur.executemany(
                 f"INSERT INTO requests ({_REQUEST_LIST}) VALUES ({marks}) "
                 "ON CONFLICT (request_id) DO NOTHING",
@@ -168,7 +169,7 @@ class BulkMixin(StoreCore):
     def _sqlite_load_accounts(self, rows: pd.DataFrame) -> int:
         marks = ", ".join("?" * len(ACCOUNT_LOAD_COLUMNS))
         with self.begin() as conn:
-            cur = conn.connection.driver_connection.cursor()
+            cur = _driver_cursor(conn)
             cur.executemany(
                 f"INSERT INTO accounts ({_ACCOUNT_LIST}, inferred) VALUES ({marks}, false) "
                 f"ON CONFLICT (account_id) DO UPDATE SET {_ACCOUNT_UPDATES}",
@@ -177,6 +178,14 @@ class BulkMixin(StoreCore):
             written = cur.rowcount
             cur.close()
         return int(written)
+
+
+def _driver_cursor(conn: Connection) -> Any:
+    """A cursor of the DBAPI connection under ``conn`` (psycopg or sqlite3)."""
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise StoreError("the store's connection was closed during a load")
+    return driver.cursor()
 
 
 def _pg_insert_new(cur: psycopg.Cursor, rows: pd.DataFrame) -> int:
@@ -251,15 +260,20 @@ def _copy_csv(rows: pd.DataFrame, columns: list[str]) -> memoryview:
     return buffer.getbuffer()
 
 
-def _python_rows(rows: pd.DataFrame, columns: list[str]) -> list[tuple[Any, ...]]:
-    """Rows as tuples of Python values (None for null) for ``executemany``.
+def _python_rows(
+    rows: pd.DataFrame, columns: list[str], batch: int = 5_000
+) -> Iterator[tuple[Any, ...]]:
+    """Rows as tuples of Python values (None for null) for ``executemany``, made a few
+    thousand at a time so that a chunk never exists as Python objects all at once.
 
     Timestamps become the text SQLAlchemy stores in SQLite: ``YYYY-MM-DD HH:MM:SS.ffffff``.
     """
-    values: list[np.ndarray] = []
+    arrays = []
     for name in columns:
         array = _arrow_column(rows[name])
         if pa.types.is_timestamp(array.type):
             array = pc.cast(array, pa.string())
-        values.append(np.asarray(array.to_pylist(), dtype=object))
-    return list(zip(*values, strict=True))
+        arrays.append(array)
+    for start in range(0, len(rows), batch):
+        values = [array.slice(start, batch).to_pylist() for array in arrays]
+        yield from zip(*values, strict=True)

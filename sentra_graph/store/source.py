@@ -101,7 +101,7 @@ class SourceMixin(StoreCore):
         ]
         query = sa.select(*selected, mark.label(WATERMARK)).where(mark.is_not(None))
         if after is not None:
-            bound = sa.bindparam("after", after)
+            bound: ColumnElement = sa.bindparam("after", after)
             query = query.where(
                 mark > (sa.cast(bound, types[watermark_column]) if self.is_postgres else bound)
             )
