@@ -26,6 +26,9 @@ class TemplateParams:
     cluster_selection_epsilon: float = 0.1
     """Clusters closer than this (unit-sphere distance) are merged: one template, not one
     cluster per slot-value variant."""
+    max_core_distance: float = 0.15
+    """A template's prompts are near-duplicates: clusters whose members' median distance to
+    their ``min_samples``-th neighbour exceeds this are broad topics and become noise."""
     batch_size: int = 50_000
     min_strength: float = 0.0
     """Assignments weaker than this (HDBSCAN membership strength in [0, 1]) become noise."""

@@ -58,9 +58,10 @@ _MASKS: tuple[tuple[str, str], ...] = (
     (r"`[^`\n]{1,200}`", " _code_ "),
     (r"(https?://|www\.)\S+", " _url_ "),
     (r"[\w.+-]+@[\w-]+\.[\w.-]+", " _email_ "),
-    (r"\"[^\"\n]{0,300}\"|“[^”\n]{0,300}”|(^|\W)'[^'\n]{1,300}'(\W|$)", " _str_ "),
+    (r"\"[^\"\n]{0,300}\"|“[^”\n]{0,300}”", "_str_"),
+    (r"(^|\W)'[^'\n]{1,300}'(\W|$)", r"\1_str_\2"),
     (r"\w*\d(?:[.,:/-]?\w)*", "_num_"),
-    (r" {2,}", " "),
+    (r"\s*[\t\n\r\f\v]\s*| {2,}", " "),
 )
 
 
@@ -340,44 +341,48 @@ def parse_embeddings(values: pd.Series, dim: int | None = None) -> tuple[np.ndar
     """
     series = pd.Series(values, dtype=object).reset_index(drop=True)
     present = np.flatnonzero(series.notna().to_numpy())
-    if not len(present):
-        return present, np.empty((0, dim or 0), dtype=np.float32)
-    codes, uniques = pd.factorize(series.iloc[present])
-    vectors = _parse_unique(list(uniques))
-    lengths = np.array([-1 if v is None else v.size for v in vectors])
+    given = series.iloc[present]
+    is_text = np.fromiter((isinstance(v, str) for v in given), dtype=bool, count=len(given))
+    codes = np.empty(len(given), dtype=np.int64)
+    text_codes, texts = pd.factorize(given[is_text])
+    codes[is_text] = text_codes
+    codes[~is_text] = len(texts) + np.arange(int((~is_text).sum()))
+    vectors = _parse_texts(list(texts)) + [_parse_one(v) for v in given[~is_text]]
+    lengths = np.array([-1 if v is None else v.size for v in vectors], dtype=np.int64)
     if dim is None:
         valid = lengths[lengths > 0]
         if not len(valid):
             return present[:0], np.empty((0, 0), dtype=np.float32)
         dim = int(np.bincount(valid).argmax())
     usable = lengths == dim
-    table = np.zeros((len(uniques), dim), dtype=np.float32)
+    table = np.zeros((len(vectors), dim), dtype=np.float32)
     if usable.any():
         table[usable] = np.stack([v for v, ok in zip(vectors, usable, strict=True) if ok])
     keep = usable[codes]
     return present[keep], table[codes[keep]]
 
 
-def _parse_unique(values: list[object]) -> list[np.ndarray | None]:
-    """Parse distinct embedding values, JSON text through pyarrow's reader when it can."""
-    texts = [v for v in values if isinstance(v, str)]
-    if len(texts) == len(values):
-        lines = "\n".join('{"e":' + v.replace("\n", " ") + "}" for v in values).encode()
-        try:
-            column = pa_json.read_json(io.BytesIO(lines)).column("e").combine_chunks()
-        except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError):
-            column = None
-        if column is not None and pa.types.is_list(column.type):
-            flat = pc.cast(column.flatten(), pa.float64()).to_numpy(zero_copy_only=False)
-            offsets = column.offsets.to_numpy()
-            nulls = column.is_null().to_numpy(zero_copy_only=False)
-            return [
-                None
-                if nulls[i] or offsets[i] == offsets[i + 1]
-                else _finite(flat[offsets[i] : offsets[i + 1]])
-                for i in range(len(values))
-            ]
-    return [_parse_one(v) for v in values]
+def _parse_texts(texts: list[str]) -> list[np.ndarray | None]:
+    """Parse distinct JSON array texts: all at once with pyarrow's JSON reader, or one by one
+    when any of them is not a JSON array of numbers."""
+    if not texts:
+        return []
+    lines = "\n".join('{"e":' + v.replace("\n", " ") + "}" for v in texts).encode()
+    try:
+        column = pa_json.read_json(io.BytesIO(lines)).column("e").combine_chunks()
+        if not pa.types.is_list(column.type):
+            raise pa.ArrowTypeError(f"expected arrays of numbers, got {column.type}")
+        flat = pc.cast(column.flatten(), pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, KeyError):
+        return [_parse_one(v) for v in texts]
+    offsets = column.offsets.to_numpy()
+    nulls = column.is_null().to_numpy(zero_copy_only=False)
+    return [
+        None
+        if nulls[i] or offsets[i] == offsets[i + 1]
+        else _finite(flat[offsets[i] : offsets[i + 1]])
+        for i in range(len(texts))
+    ]
 
 
 def _finite(vector: np.ndarray) -> np.ndarray | None:

@@ -124,11 +124,21 @@ class ApproximatePredictor:
         for cluster, label in data.cluster_map.items():
             self.cluster_label[int(cluster) - self.root] = label
             self.cluster_max_lambda[int(cluster) - self.root] = data.max_lambdas[cluster]
-        # No point farther than the youngest selected cluster's birth distance from its
-        # (min_samples + 1)-th neighbour can join a cluster, so neighbour searches stop there.
+        self.reach_bound = self._bound()
+
+    def _bound(self) -> float:
+        """No point farther than the youngest selected cluster's birth distance from its
+        (min_samples + 1)-th neighbour can join a cluster: neighbour searches stop there."""
         births = self.cluster_lambda[self.cluster_label >= 0]
         lowest = float(births.min()) if len(births) else np.inf
-        self.reach_bound = 1.0 / lowest if lowest > 0 else np.inf
+        return 1.0 / lowest if lowest > 0 else np.inf
+
+    def keep_labels(self, mapping: np.ndarray) -> None:
+        """Renumber the clusters: label ``i`` becomes ``mapping[i]`` (-1 turns it into noise)."""
+        known = self.cluster_label >= 0
+        self.cluster_label[known] = mapping[self.cluster_label[known]]
+        self.has_clusters = bool((self.cluster_label >= 0).any())
+        self.reach_bound = self._bound()
 
     def predict(self, points: np.ndarray, n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Cluster labels (int32, -1 for noise) and membership strengths in [0, 1].
@@ -212,7 +222,9 @@ class _Space:
             prediction_data=True,
         ).fit(self.reduce(vectors))
         self.predictor = ApproximatePredictor(clusterer)
-        self.templates = _describe(clusterer, prompts, self.name, self.offset)
+        mapping = _tight_clusters(clusterer, params.max_core_distance)
+        self.predictor.keep_labels(mapping)
+        self.templates = _describe(clusterer, mapping, prompts, self.name, self.offset)
 
     def predict(self, vectors: np.ndarray, params: TemplateParams) -> np.ndarray:
         """Template ids of unit vectors: offset applied; weak members and zero vectors noise."""
@@ -223,11 +235,30 @@ class _Space:
         return np.where(keep, labels + self.offset, NO_TEMPLATE).astype(np.int32)
 
 
-def _describe(
-    clusterer: hdbscan.HDBSCAN, prompts: pd.Series, space: str, offset: int
-) -> pd.DataFrame:
-    """One row per cluster: sample size and share, persistence, an example and marker rates."""
+def _tight_clusters(clusterer: hdbscan.HDBSCAN, max_core_distance: float) -> np.ndarray:
+    """New label of each HDBSCAN cluster: the tight ones renumbered in order, the others -1.
+
+    A template's prompts are near-duplicates, so the median core distance of its members is
+    small; a broad topic (free text that happens to be denser than its surroundings) has a
+    large one.
+    """
     labels = clusterer.labels_
+    n_clusters = int(labels.max()) + 1
+    members = labels >= 0
+    core = pd.Series(clusterer.prediction_data_.core_distances[members])
+    spread = core.groupby(labels[members]).median().reindex(range(n_clusters)).to_numpy()
+    tight = spread <= max_core_distance
+    mapping = np.full(n_clusters, NO_TEMPLATE, dtype=np.int32)
+    mapping[tight] = np.arange(int(tight.sum()), dtype=np.int32)
+    return mapping
+
+
+def _describe(
+    clusterer: hdbscan.HDBSCAN, mapping: np.ndarray, prompts: pd.Series, space: str, offset: int
+) -> pd.DataFrame:
+    """One row per kept cluster: sample size and share, persistence, an example prompt and
+    marker rates."""
+    labels = np.where(clusterer.labels_ >= 0, mapping[np.maximum(clusterer.labels_, 0)], -1)
     members = np.flatnonzero(labels >= 0)
     if not len(members):
         return pd.DataFrame(columns=TEMPLATE_COLUMNS)
@@ -250,7 +281,8 @@ def _describe(
     described["example"] = groups["prompt"].first()
     described["size"] = groups.size()
     described["share"] = described["size"] / len(labels)
-    described["persistence"] = np.asarray(clusterer.cluster_persistence_)[described.index]
+    persistence = np.asarray(clusterer.cluster_persistence_)[mapping >= 0]
+    described["persistence"] = persistence[described.index]
     described["template_id"] = (described.index + offset).astype(np.int32)
     described["space"] = space
     return described[TEMPLATE_COLUMNS].reset_index(drop=True)
