@@ -161,7 +161,8 @@ def detect(
     with stages("features"):
         behaviour = _behaviour(win)
         templates = template_features(win.acc, win.template, win.markers, win.n)
-        markers = templates[["cot_rate", "rubric_rate", "tool_rate"]].max(axis=1).to_numpy()
+        rates = templates[["cot_rate", "rubric_rate", "tool_rate"]].to_numpy()
+        markers = rates.max(axis=1)
         bin_seconds = params.behaviour.bin_minutes * 60.0
         activity = activity_matrix(win.acc, win.t, win.n, bin_seconds=bin_seconds)
     with stages("graph"):
@@ -191,9 +192,7 @@ def detect(
     with stages("evidence"):
 
         def assess(labels: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
-            inputs = FarmInputs(
-                labels, win.units, incidence, vectors, baseline, win.created, markers
-            )
+            inputs = FarmInputs(labels, win.units, incidence, vectors, baseline, win.created, rates)
             rows = entity_sharing(inputs, risk)
             return rows, member_channels(inputs, rows, risk)
 

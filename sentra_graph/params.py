@@ -136,7 +136,7 @@ class RiskParams:
         ("signup",),
     )
     """Channels grouped into independent signals (a group counts once, by its strongest)."""
-    channel_weights: tuple[float, ...] = (0.42, 0.42, 0.25, 0.15, 0.1)
+    channel_weights: tuple[float, ...] = (0.4, 0.52, 0.25, 0.15, 0.1)
     """Weights of the strongest, second, third... channel present."""
     channel_full: float = 0.6
     """Channel strength that counts as fully present."""
@@ -145,6 +145,8 @@ class RiskParams:
     size_mid: float = 4.0
     """Group size at which the size factor is one half (families are 2-4 accounts)."""
     size_width: float = 0.5
+    size_cap: int = 8
+    """Group size beyond which the size factor no longer grows (it is ~1 there)."""
     """Steepness of the logistic size factor (0.88 at ``size_mid`` + 1, 0.02 at 2)."""
     ip_concentration: float = 0.3
     """Least share of an IP's / device's accounts inside the farm for it to count as shared."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -167,7 +168,7 @@ def farm_inputs(cards: np.ndarray, units: np.ndarray, labels: np.ndarray) -> Far
         vectors=sparse.csr_matrix((n, 10)),
         baseline=0.0,
         created=np.full(n, np.nan),
-        markers=np.zeros(n),
+        markers=np.zeros((n, 3)),
     )
 
 
@@ -233,3 +234,30 @@ def test_supervised_model_needs_enough_labels_of_each_class() -> None:
     high = features["payment"].to_numpy() > 0.8
     assert fit.scores[high].mean() > fit.scores[features["payment"].to_numpy() < 0.2].mean()
     assert all(e.startswith("supervised model p=") for e in fit.explanations)
+
+
+def test_families_joined_by_a_neighbour_stay_families() -> None:
+    # two families (3 and 2 accounts): each member shares a card and a home IP with its own
+    # family only, so its evidence reaches two peers at most, however big the cluster
+    family = {"payment": 1.0, "network": 1.0}
+    frame = channel_frame([family] * 5 + [{"network": 0.6}])
+    frame["reach"] = [2, 2, 2, 1, 1, 2]
+    farms = farm_scores(frame, np.zeros(6, dtype=np.int64), np.arange(6), P)
+    assert farms["score"].iloc[0] < 0.5
+    # the same channels reaching the whole group are a farm
+    frame["reach"] = 5
+    assert farm_scores(frame, np.zeros(6, dtype=np.int64), np.arange(6), P)["score"].iloc[0] >= 0.8
+
+
+def test_marker_evidence_needs_the_farm_to_carry_the_same_marker() -> None:
+    cards = np.arange(6)
+    labels = np.zeros(6, dtype=np.int64)
+    inputs = farm_inputs(cards, np.arange(6), labels)
+    rates = np.zeros((6, 3))
+    rates[:5, 0] = 0.6  # five members send chain-of-thought prompts
+    rates[5, 2] = 0.6  # the sixth sends tool-use prompts
+    inputs = dataclasses.replace(inputs, markers=rates)
+    channels = member_channels(inputs, entity_sharing(inputs, P), P)
+    assert (channels["content"][:5] == 1.0).all()
+    assert channels["content"][5] == 0.0
+    assert (channels["reach"][:5] >= 4).all()

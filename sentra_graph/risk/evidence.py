@@ -10,8 +10,9 @@ Six channels, each in [0, 1] per member (peers = farm members of other org units
   alone) used by peers and mostly inside the farm;
 - ``content``: share of its prompts in the farm's templates (templates used by a good part of
   the farm's org units, and mostly inside the farm: a template everybody uses is grammar, not
-  a farm's skeleton), or its distillation-marker rate (chain-of-thought, rubric, tool-use;
-  full from ``MARKER_FULL``) when a good part of the farm carries such markers too;
+  a farm's skeleton), or how much of a signature its farm's most common such template is, or
+  its rate of a distillation marker (chain-of-thought, rubric, tool-use; full from
+  ``MARKER_FULL``) that a good part of the farm carries too;
 - ``timing``: excess co-activity with peers in short time bins over the window's baseline;
 - ``signup``: peers created within the burst window, beyond what chance would put there.
 
@@ -44,6 +45,12 @@ MARKED = 0.2
 traffic carries a few percent)."""
 MARKER_FULL = 0.5
 """Marker rate that counts as full content evidence."""
+REACH_MIN = 0.2
+"""Channel strength from which a channel ties a member to the peers it measures."""
+SIGNATURE_COVERAGE = 0.5
+"""Least share of a farm's org units using a template for it to be the farm's signature."""
+SIGNATURE_EXCLUSIVE = 0.5
+"""Share of a template's users inside the farm from which it fully counts as a signature."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,8 @@ class FarmInputs:
 
     labels: farm per account (-1 none); units: org unit; incidence: the entity graph;
     vectors / baseline: activity vectors and their baseline cosine; created: sign-up epoch
-    seconds (NaN unknown); markers: per-account max marker rate (0..1).
+    seconds (NaN unknown); markers: per-account marker rates, one column per marker kind
+    (chain-of-thought, rubric, tool-use).
     """
 
     labels: np.ndarray
@@ -98,7 +106,25 @@ def entity_sharing(inputs: FarmInputs, params: RiskParams) -> pd.DataFrame:
         share_in_farm >= params.template_concentration
     )
     rows["shared"] = np.where(is_template, farm_template, shared)
+    rows["coverage"] = rows["units"] / farm_units.reindex(rows["farm"]).to_numpy()
+    rows["exclusivity"] = share_in_farm
     return rows
+
+
+def _signature_templates(rows: pd.DataFrame, n: int) -> np.ndarray:
+    """Per member: how much its farm's templates are the farm's signature.
+
+    A template that most of the farm uses (coverage >= 1/2) and few outsiders use is strong
+    evidence even when it carries a minority of each member's prompts: the strength is the
+    coverage times the exclusivity (share of the template's users inside the farm, full at 1/2),
+    the best over the member's shared templates.
+    """
+    sel = rows[(rows["kind"] == ENTITY_TYPES.index("template")) & rows["shared"]]
+    sel = sel[sel["coverage"] >= SIGNATURE_COVERAGE]
+    strength = sel["coverage"] * np.clip(sel["exclusivity"] / SIGNATURE_EXCLUSIVE, 0.0, 1.0)
+    out = np.zeros(n)
+    np.maximum.at(out, sel["account"].to_numpy(), strength.to_numpy())
+    return out
 
 
 def _per_account(rows: pd.DataFrame, kind: str, n: int, how: str) -> np.ndarray:
@@ -111,27 +137,61 @@ def _per_account(rows: pd.DataFrame, kind: str, n: int, how: str) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def _shared_markers(inputs: FarmInputs, min_share: float) -> np.ndarray:
-    """Each member's marker rate where enough of its farm carries markers too, else 0."""
+def _marker_sharing(inputs: FarmInputs, min_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per member: its marker evidence and how many farm peers carry the same markers.
+
+    For each marker kind (columns of ``inputs.markers``) a farm counts as marked when at
+    least two members and ``min_share`` of them reach :data:`MARKED`; a member's evidence is
+    its own rate of a marker kind its farm is marked with (full at :data:`MARKER_FULL`).
+    """
     labels = inputs.labels
+    n = len(labels)
     members = labels >= 0
-    out = np.zeros(len(labels))
+    evidence = np.zeros(n)
+    peers = np.zeros(n)
     if not members.any():
-        return out
-    marked = (inputs.markers >= MARKED) & members
+        return evidence, peers
     size = np.bincount(labels[members])
-    hits = np.bincount(labels[marked], minlength=len(size))
-    farm_ok = (hits >= 2) & (hits >= min_share * size)
-    ok = members & farm_ok[np.maximum(labels, 0)]
-    out[ok] = np.clip(inputs.markers[ok] / MARKER_FULL, 0.0, 1.0)
-    return out
+    for column in range(inputs.markers.shape[1]):
+        rate = inputs.markers[:, column]
+        marked = (rate >= MARKED) & members
+        hits = np.bincount(labels[marked], minlength=len(size))
+        farm_ok = (hits >= 2) & (hits >= min_share * size)
+        ok = members & farm_ok[np.maximum(labels, 0)]
+        strength = np.where(ok, np.clip(rate / MARKER_FULL, 0.0, 1.0), 0.0)
+        evidence = np.maximum(evidence, strength)
+        mates = np.where(ok, hits[np.maximum(labels, 0)] - marked, 0).astype(np.float64)
+        peers = np.maximum(peers, np.where(strength >= REACH_MIN, mates, 0.0))
+    return evidence, peers
+
+
+def _reach(
+    rows: pd.DataFrame,
+    n: int,
+    labels: np.ndarray,
+    timing: np.ndarray,
+    burst_peers: np.ndarray,
+    marked_peers: np.ndarray,
+) -> np.ndarray:
+    """How many peers each member's evidence reaches: the most org units behind one shared
+    entity, the farm when its timing is synchronised, its sign-up burst, its marked peers."""
+    shared = rows[rows["shared"]]
+    out = np.zeros(n)
+    np.maximum.at(out, shared["account"].to_numpy(), shared["units"].to_numpy() - 1.0)
+    members = labels >= 0
+    size = np.bincount(labels[members], minlength=int(labels.max()) + 1 if members.any() else 0)
+    farm_peers = np.where(members, size[np.maximum(labels, 0)] - 1.0, 0.0)
+    out = np.maximum(out, np.where(timing >= REACH_MIN, farm_peers, 0.0))
+    out = np.maximum(out, np.where(burst_peers > 0, burst_peers, 0.0))
+    return np.maximum(out, marked_peers)
 
 
 def member_channels(inputs: FarmInputs, rows: pd.DataFrame, params: RiskParams) -> pd.DataFrame:
     """Channel strengths per account (0 outside farms), plus raw timing and burst figures.
 
     rows: output of :func:`entity_sharing`. Columns: the :data:`CHANNELS`, ``coactivity``
-    (mean cosine with peers), ``burst_peers`` (peers signed up within the burst window).
+    (mean cosine with peers), ``burst_peers`` (peers signed up within the burst window),
+    ``reach`` (how many peers its evidence ties it to, see :func:`_reach`).
     """
     n = len(inputs.labels)
     labels = inputs.labels
@@ -140,6 +200,7 @@ def member_channels(inputs: FarmInputs, rows: pd.DataFrame, params: RiskParams) 
     signup_ip = _per_account(rows, "signup_ip", n, "any")
     signup_prefix = _per_account(rows, "signup_prefix", n, "any")
     template = _per_account(rows, "template", n, "sum")
+    markers_part, marked_peers = _marker_sharing(inputs, params.template_min_share)
     coactivity = peer_coactivity(inputs.vectors, labels, inputs.units)
     base = inputs.baseline
     timing = np.clip((coactivity - base) / max(1.0 - base, 1e-9) / SYNC_FULL, 0.0, 1.0)
@@ -162,12 +223,19 @@ def member_channels(inputs: FarmInputs, rows: pd.DataFrame, params: RiskParams) 
             "device": np.maximum(
                 _per_account(rows, "device", n, "sum"), _per_account(rows, "tls", n, "sum")
             ),
-            "content": np.maximum(template, _shared_markers(inputs, params.template_min_share)),
+            "content": np.maximum.reduce(
+                [
+                    template,
+                    _signature_templates(rows, n),
+                    markers_part,
+                ]
+            ),
             "timing": timing,
             "signup": signup,
             "coactivity": coactivity,
             "burst_peers": burst_peers,
         }
     )
+    out["reach"] = _reach(rows, n, labels, timing, burst_peers * (signup > 0), marked_peers)
     out.loc[~members, list(CHANNELS)] = 0.0
     return out

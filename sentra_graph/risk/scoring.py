@@ -100,12 +100,14 @@ def farm_scores(
 ) -> pd.DataFrame:
     """One row per farm: size, units, core, core_units, core-mean channels, evidence, score.
 
-    Each member's own evidence (its channels against its peers, combined) is ranked within the
-    farm; a farm scores ``max over k of size_factor(k) x diversity(top k) x e_k`` where ``e_k``
-    is the k-th strongest member's evidence. So a farm is as suspicious as the largest set of
-    members that *each* show the conjunction: four family members sharing a card and a home IP
-    stay a family even if a few neighbours on the same IP join their cluster. The members up to
-    the best k are the farm's *core*; ``evidence`` is ``e_k`` there.
+    A farm is as suspicious as the largest set of members that *each* show the conjunction and
+    whose evidence reaches that many peers: for k = 1, 2, ..., ``size_cap`` the candidates are
+    the members whose evidence reaches at least k - 1 peers (``reach`` column), ``e_k`` is the
+    k-th strongest candidate's own evidence, and the farm scores the best
+    ``size_factor(k) x diversity(top k) x e_k``. Four family members sharing a card and a home
+    IP stay a family even when an account on their IP links them to another family: each
+    member's evidence reaches three peers only. The core is the candidates at the best k with
+    evidence at least ``e_k``; ``evidence`` is ``e_k``.
 
     channels: per account (output of :func:`~sentra_graph.risk.evidence.member_channels`);
     labels: farm per account (-1 none); units: org unit per account.
@@ -114,35 +116,58 @@ def farm_scores(
     columns = [*CHANNELS, "size", "units", "core", "core_units", "evidence", "score"]
     if len(members) == 0:
         return pd.DataFrame(columns=columns, dtype=float)
+    n_farms = int(labels.max()) + 1
     values = channels[list(CHANNELS)].to_numpy()
     mine = _combine(values, params)
-    farm, unit, e = labels[members], units[members], mine[members]
-    order = np.lexsort((-e, farm))
-    farm, unit, e, rows = farm[order], unit[order], e[order], members[order]
-    start = np.searchsorted(farm, farm, side="left")
-    rank = np.arange(len(farm)) - start + 1
-    first_unit = ~pd.DataFrame({"f": farm, "u": unit}).duplicated().to_numpy()
-    units_k = np.cumsum(first_unit) - np.concatenate([[0], np.cumsum(first_unit)])[start]
-    candidate = (
-        e * size_factor(rank, params.size_mid, params.size_width) * diversity_factor(units_k, rank)
+    reach = channels["reach"].to_numpy() if "reach" in channels else np.full(len(labels), 1e9)
+    frame = pd.DataFrame(
+        {
+            "farm": labels[members],
+            "unit": units[members],
+            "e": mine[members],
+            "g": np.minimum(reach[members] + 1.0, params.size_cap),
+            "row": members,
+        }
+    ).sort_values(["farm", "e"], ascending=[True, False], kind="stable")
+    best = np.zeros(n_farms)
+    best_k = np.ones(n_farms, dtype=np.int64)
+    best_e = np.zeros(n_farms)
+    best_units = np.ones(n_farms, dtype=np.int64)
+    for k in range(1, params.size_cap + 1):
+        candidates = frame[frame["g"] >= k]
+        rank = candidates.groupby("farm").cumcount().to_numpy() + 1
+        top = candidates[rank <= k]
+        kth = top[(rank[rank <= k]) == k]
+        if kth.empty:
+            break
+        farm = kth["farm"].to_numpy()
+        units_k = top.groupby("farm")["unit"].nunique().reindex(farm).to_numpy()
+        value = (
+            kth["e"].to_numpy()
+            * size_factor(np.full(len(farm), k), params.size_mid, params.size_width)
+            * diversity_factor(units_k, np.full(len(farm), k))
+        )
+        better = value > best[farm]
+        best[farm[better]] = value[better]
+        best_k[farm[better]] = k
+        best_e[farm[better]] = kth["e"].to_numpy()[better]
+        best_units[farm[better]] = units_k[better]
+    in_core = (frame["g"].to_numpy() >= best_k[frame["farm"]]) & (
+        frame["e"].to_numpy() >= best_e[frame["farm"]]
     )
-    best = pd.Series(candidate).groupby(farm).idxmax().to_numpy()
-    n_farms = int(labels.max()) + 1
-    core_size = np.zeros(n_farms, dtype=np.int64)
-    core_size[farm[best]] = rank[best]
-    in_core = rank <= core_size[farm]
-    frame = pd.DataFrame(values[rows[in_core]], columns=list(CHANNELS))
-    frame["farm"] = farm[in_core]
-    out = frame.groupby("farm")[list(CHANNELS)].mean()
+    core = frame[in_core]
+    out = (
+        pd.DataFrame(values[core["row"]], columns=list(CHANNELS))
+        .groupby(core["farm"].to_numpy())
+        .mean()
+        .reindex(range(n_farms), fill_value=0.0)
+    )
     out["size"] = np.bincount(labels[members], minlength=n_farms)
     out["units"] = pd.Series(units[members]).groupby(labels[members]).nunique()
-    out["core"] = core_size
-    out["core_units"] = 0
-    out.loc[farm[best], "core_units"] = units_k[best]
-    out["evidence"] = 0.0
-    out.loc[farm[best], "evidence"] = e[best]
-    out["score"] = 0.0
-    out.loc[farm[best], "score"] = np.clip(candidate[best], 0.0, 1.0)
+    out["core"] = np.bincount(core["farm"], minlength=n_farms)
+    out["core_units"] = best_units
+    out["evidence"] = best_e
+    out["score"] = np.clip(best, 0.0, 1.0)
     return out[columns]
 
 
