@@ -246,7 +246,7 @@ def test_blocked_accounts_carry_checkable_reasons(window: Window, baseline: Dete
     reasons = " | ".join(d.loc["farm-03", "reasons"])
     assert "card card-f1" in reasons
     assert "IPs shared with farm members" in reasons
-    assert "template T7 (chain-of-thought elicitation)" in reasons
+    assert "chain-of-thought elicitation" in reasons
     assert "signed up within" in reasons
     assert d.loc["farm-03", "evidence"]["channels"]["payment"] == 1.0
     cluster = baseline.clusters.set_index("cluster_id").loc[d.loc["farm-03", "cluster_id"]]

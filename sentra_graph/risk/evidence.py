@@ -32,7 +32,7 @@ from sentra_graph.graph.entities import ENTITY_TYPES, Incidence
 from sentra_graph.params import RiskParams
 from sentra_graph.risk.timing import peer_coactivity, signup_peers
 
-__all__ = ["CHANNELS", "FarmInputs", "entity_sharing", "member_channels"]
+__all__ = ["CHANNELS", "FarmInputs", "entity_sharing", "member_channels", "signature_strength"]
 
 CHANNELS = ("payment", "network", "device", "content", "timing", "signup")
 _CONCENTRATED = ("signup_ip", "signup_prefix", "ip", "prefix", "device", "tls")
@@ -120,11 +120,15 @@ def _signature_templates(rows: pd.DataFrame, n: int) -> np.ndarray:
     the best over the member's shared templates.
     """
     sel = rows[(rows["kind"] == ENTITY_TYPES.index("template")) & rows["shared"]]
-    sel = sel[sel["coverage"] >= SIGNATURE_COVERAGE]
-    strength = sel["coverage"] * np.clip(sel["exclusivity"] / SIGNATURE_EXCLUSIVE, 0.0, 1.0)
     out = np.zeros(n)
-    np.maximum.at(out, sel["account"].to_numpy(), strength.to_numpy())
+    np.maximum.at(out, sel["account"].to_numpy(), signature_strength(sel).to_numpy())
     return out
+
+
+def signature_strength(rows: pd.DataFrame) -> pd.Series:
+    """Per shared-entity row: coverage x exclusivity (full at 1/2), 0 below half coverage."""
+    exclusive = np.clip(rows["exclusivity"] / SIGNATURE_EXCLUSIVE, 0.0, 1.0)
+    return (rows["coverage"] * exclusive).where(rows["coverage"] >= SIGNATURE_COVERAGE, 0.0)
 
 
 def _per_account(rows: pd.DataFrame, kind: str, n: int, how: str) -> np.ndarray:

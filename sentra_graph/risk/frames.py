@@ -77,7 +77,9 @@ def _clusters(s: Scored, explainer: Explainer, block: float, review: float) -> p
     return pd.DataFrame(rows, columns=CLUSTER_COLUMNS)
 
 
-def _account_lines(s: Scored, explainer: Explainer, cluster_of: np.ndarray) -> list[list[str]]:
+def _account_lines(
+    s: Scored, explainer: Explainer, cluster_of: np.ndarray, block: float
+) -> list[list[str]]:
     farms = s.farms
     size = farms["size"].to_numpy() if len(farms) else np.zeros(0)
     units = farms["units"].to_numpy() if len(farms) else np.zeros(0)
@@ -88,11 +90,12 @@ def _account_lines(s: Scored, explainer: Explainer, cluster_of: np.ndarray) -> l
         lines.extend(s.notes[i])
         label = s.labels[i]
         if label >= 0:
+            noun = "farm" if score[label] >= block else "group"
             lines.append(
-                f"member of farm {cluster_of[i]}: {int(size[label])} accounts in "
-                f"{int(units[label])} orgs, farm score {score[label]:.2f}"
+                f"member of {noun} {cluster_of[i]}: {int(size[label])} accounts in "
+                f"{int(units[label])} orgs, {noun} score {score[label]:.2f}"
             )
-            lines.extend(explainer.account(i))
+            lines.extend(explainer.account(i, noun))
         if s.own[i] >= OWN_REASON:
             lines.append(
                 f"own traffic: {s.markers[i]:.0%} of prompts with distillation markers, "
@@ -133,7 +136,7 @@ def build_frames(
             "score": np.round(s.score, 4),
             "decision": s.decision,
             "cluster_id": cluster_of,
-            "reasons": _account_lines(s, explainer, cluster_of),
+            "reasons": _account_lines(s, explainer, cluster_of, block),
             "evidence": _account_evidence(s),
         },
         columns=DECISION_COLUMNS,

@@ -17,7 +17,7 @@ import pandas as pd
 
 from sentra_graph.features.markers import COT, MARKER_NAMES, RUBRIC, TOOL
 from sentra_graph.graph.entities import ENTITY_TYPES, Incidence
-from sentra_graph.risk.evidence import CHANNELS
+from sentra_graph.risk.evidence import CHANNELS, MARKER_FULL, signature_strength
 
 __all__ = ["Explainer", "ReasonInputs"]
 
@@ -62,15 +62,19 @@ def _marker_name(rates: np.ndarray) -> tuple[str, float]:
     return MARKER_NAMES[_MARKER_BITS[best]], float(rates[best])
 
 
-def _strongest(rows: pd.DataFrame, kind: str, n: int) -> dict[str, np.ndarray]:
-    """Per account, its shared entity of ``kind`` with the most volume (entity -1 if none):
-    arrays ``entity``, ``members``, ``units``, ``volume`` indexed by account code."""
-    sel = rows[(rows["kind"] == ENTITY_TYPES.index(kind)) & rows["shared"]]
-    sel = sel.sort_values("volume", ascending=False, kind="stable").drop_duplicates("account")
+def _strongest(
+    rows: pd.DataFrame, kind: str, n: int, by: pd.Series | None = None
+) -> dict[str, np.ndarray]:
+    """Per account, its shared entity of ``kind`` ranking first by ``by`` (default: volume),
+    entity -1 if none: arrays ``entity``, ``members``, ``units``, ``volume``, ``coverage``,
+    ``exclusivity`` and ``rank`` (the ``by`` value) indexed by account code."""
+    mask = (rows["kind"] == ENTITY_TYPES.index(kind)) & rows["shared"]
+    sel = rows[mask].assign(rank=(rows["volume"] if by is None else by)[mask])
+    sel = sel.sort_values("rank", ascending=False, kind="stable").drop_duplicates("account")
     acc = sel["account"].to_numpy()
     out = {"entity": np.full(n, -1, dtype=np.int64)}
     out["entity"][acc] = sel["entity"].to_numpy()
-    for column in ("members", "units", "volume"):
+    for column in ("members", "units", "volume", "coverage", "exclusivity", "rank"):
         out[column] = np.zeros(n)
         out[column][acc] = sel[column].to_numpy()
     return out
@@ -96,6 +100,11 @@ class Explainer:
             kind: _strongest(rows, kind, n)
             for kind in ("payment", "signup_ip", "device", "template")
         }
+        self.parts["signature"] = _strongest(rows, "template", n, by=signature_strength(rows))
+        templates = rows[(rows["kind"] == ENTITY_TYPES.index("template")) & rows["shared"]]
+        self.template_share = np.bincount(
+            templates["account"], weights=templates["volume"], minlength=n
+        )
         ips = rows[(rows["kind"] == ENTITY_TYPES.index("ip")) & rows["shared"]]
         self.ip_count = np.bincount(ips["account"], minlength=n)
         self.ip_volume = np.bincount(ips["account"], weights=ips["volume"], minlength=n)
@@ -116,8 +125,9 @@ class Explainer:
             return None
         return {column: values[account] for column, values in part.items()}
 
-    def account(self, a: int) -> list[str]:
-        """Reasons of one farm member, strongest channel first."""
+    def account(self, a: int, noun: str = "farm") -> list[str]:
+        """Reasons of one member, strongest channel first; ``noun`` names its group ("farm"
+        for a blocked one, "group" otherwise)."""
         ch = {c: float(v[a]) for c, v in self.ch.items()}
         lines: list[tuple[float, str]] = []
         card = self._part("payment", a) if ch["payment"] >= MIN_CHANNEL else None
@@ -125,29 +135,30 @@ class Explainer:
             lines.append(
                 (
                     ch["payment"],
-                    f"card {self.key[int(card['entity'])]} shared with {int(card['members']) - 1} "
-                    f"farm accounts in {int(card['units'])} orgs",
+                    f"card {self.key[int(card['entity'])]} shared with "
+                    f"{int(card['members']) - 1} other {noun} accounts "
+                    f"({int(card['units'])} orgs in all)",
                 )
             )
         if ch["network"] >= MIN_CHANNEL:
-            lines.append((ch["network"], self._network(a)))
+            lines.append((ch["network"], self._network(a, noun)))
         device = self._part("device", a) if ch["device"] >= MIN_CHANNEL else None
         if device is not None:
             lines.append(
                 (
                     ch["device"],
                     f"device {self.key[int(device['entity'])]} shared with "
-                    f"{int(device['members']) - 1} farm accounts",
+                    f"{int(device['members']) - 1} other {noun} accounts",
                 )
             )
         if ch["content"] >= MIN_CHANNEL:
-            lines.append((ch["content"], self._content(a)))
+            lines.append((ch["content"], self._content(a, noun)))
         if ch["timing"] >= MIN_CHANNEL:
             lines.append(
                 (
                     ch["timing"],
-                    f"active in the same {self.inputs.bin_minutes:g}-minute windows as the farm "
-                    f"(co-activity {self.coactivity[a]:.2f}, "
+                    f"active in the same {self.inputs.bin_minutes:g}-minute windows as the "
+                    f"{noun} (co-activity {self.coactivity[a]:.2f}, "
                     f"{self.inputs.baseline:.2f} by chance)",
                 )
             )
@@ -156,36 +167,46 @@ class Explainer:
                 (
                     ch["signup"],
                     f"signed up within {self.inputs.burst_minutes:g} minutes of "
-                    f"{int(self.burst[a])} farm accounts",
+                    f"{int(self.burst[a])} {noun} accounts",
                 )
             )
         lines.sort(key=lambda x: -x[0])
         return [text for _, text in lines]
 
-    def _content(self, a: int) -> str:
+    def _content(self, a: int, noun: str) -> str:
+        """The content evidence that weighs most: template share, signature or markers."""
         name, rate = _marker_name(self.rates[a])
         template = self._part("template", a)
-        if template is None:
-            return f"{_pct(rate)} of prompts with {name}, like most of the farm"
-        marker = f" ({name})" if rate >= 0.3 else ""
-        return (
-            f"{_pct(template['volume'])} of prompts in template "
-            f"T{self.key[int(template['entity'])]}{marker}"
-        )
+        signature = self._part("signature", a)
+        share = min(self.template_share[a], 1.0)
+        marked = min(rate / MARKER_FULL, 1.0)
+        if signature is not None and signature["rank"] >= max(share, marked):
+            return (
+                f"uses template T{self.key[int(signature['entity'])]}, like "
+                f"{_pct(signature['coverage'])} of the {noun} ({_pct(signature['exclusivity'])} "
+                "of that template's users are members)"
+            )
+        if template is not None and share >= marked:
+            marker = f" ({name})" if rate >= 0.3 else ""
+            return (
+                f"{_pct(template['volume'])} of prompts in template "
+                f"T{self.key[int(template['entity'])]}{marker}"
+            )
+        return f"{_pct(rate)} of prompts with {name}, like most of the {noun}"
 
-    def _network(self, a: int) -> str:
+    def _network(self, a: int, noun: str) -> str:
         if self.ip_count[a] > 0:
             return (
-                f"{int(self.ip_count[a])} IPs shared with farm members "
+                f"{int(self.ip_count[a])} IPs shared with {noun} members "
                 f"({_pct(min(self.ip_volume[a], 1.0))} of its requests)"
             )
         signup = self._part("signup_ip", a)
         if signup is not None:
             return (
                 f"signed up from {self.key[int(signup['entity'])]}, shared with "
-                f"{int(signup['members']) - 1} farm accounts"
+                f"{int(signup['members']) - 1} other {noun} accounts"
             )
-        return "network prefixes shared with farm members"
+        return f"network prefixes shared with {noun} members"
 
     def _farm_tops(self, rows: pd.DataFrame) -> dict[tuple[int, int], pd.DataFrame]:
         shared = rows[rows["shared"]]
