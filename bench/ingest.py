@@ -10,6 +10,10 @@ measures, each in a fresh child process (so peak RSS is the run's own):
   with the same column types and no keys or indexes;
 - ``COPY, indexed``: the same into a table with the ``requests`` keys and indexes.
 
+Each row reports wall time and CPU time (the child's own plus, for PostgreSQL, that of its
+server processes read from /proc: the server must run on this machine). On a shared machine
+the CPU ratio is the steadier one.
+
 Usage::
 
     python bench/ingest.py --rows 1000000
@@ -149,15 +153,48 @@ def _peak_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _server_cpu(url: str) -> dict[int, float]:
+    """CPU seconds used so far by each server process of the database at ``url``, read from
+    /proc (the server must run on this machine; else nothing is counted)."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        pids = [
+            pid
+            for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+        ]
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
+
+
+def _server_cpu_since(url: str, before: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in _server_cpu(url).items())
+
+
 def child_check(path: str) -> dict:
     from sentra_graph.ingest.readers import open_reader
     from sentra_graph.ingest.validate import check_rows
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _own_cpu()
     rows = 0
     for chunk in open_reader(Path(path), "requests", 50_000).chunks():
         rows += len(check_rows("requests", chunk.frame).rows)
-    return {"rows": rows, "seconds": time.perf_counter() - started}
+    return {"rows": rows, "seconds": time.perf_counter() - started, "cpu": _own_cpu() - cpu}
 
 
 def child_ingest(path: str, url: str) -> dict:
@@ -166,9 +203,14 @@ def child_ingest(path: str, url: str) -> dict:
 
     store = open_store(url)
     store.init()
+    server = _server_cpu(store.libpq_url) if store.is_postgres else {}
+    cpu = _own_cpu()
     summary = ingest_files(store, "requests", [path], None, progress=False)
+    cpu = _own_cpu() - cpu
+    if store.is_postgres:
+        cpu += _server_cpu_since(store.libpq_url, server)
     store.dispose()
-    return {"rows": summary.loaded, "seconds": summary.seconds}
+    return {"rows": summary.loaded, "seconds": summary.seconds, "cpu": cpu}
 
 
 def child_copy(path: str, url: str, indexed: bool) -> dict:
@@ -182,15 +224,17 @@ def child_copy(path: str, url: str, indexed: bool) -> dict:
             conn.execute("CREATE INDEX ON bench_plain (ts)")
             conn.execute("CREATE INDEX ON bench_plain (account_id, ts)")
         conn.execute("CHECKPOINT")
+        server, cpu = _server_cpu(url), _own_cpu()
         started = time.perf_counter()
         sql = "COPY bench_plain FROM STDIN (FORMAT csv, HEADER true)"
         with conn.cursor() as cur, open(path, "rb") as handle, cur.copy(sql) as copy:
             while data := handle.read(1 << 20):
                 copy.write(data)
         seconds = time.perf_counter() - started
-        rows = conn.execute("SELECT count(*) FROM bench_plain").fetchone()[0]
+        cpu = _own_cpu() - cpu + _server_cpu_since(url, server)
+        (rows,) = conn.execute("SELECT count(*) FROM bench_plain").fetchall()[0]
         conn.execute("DROP TABLE bench_plain")
-    return {"rows": rows, "seconds": seconds}
+    return {"rows": rows, "seconds": seconds, "cpu": cpu}
 
 
 def run_child(*args: str) -> dict:
@@ -279,17 +323,24 @@ def main() -> None:
 
 
 def report(results: list[tuple[str, str, dict]]) -> None:
+    """Wall time is what a user waits for; CPU time (this process plus, for PostgreSQL, its
+    server processes) is the work done, which a busy machine disturbs far less."""
     bare = next((r for name, _, r in results if name == "bare COPY"), None)
     print(
-        f"\n{'what':<14} {'file':<6} {'rows':>10} {'seconds':>8} {'rows/s':>10} {'peak RSS':>9}"
-        f" {'x bare COPY':>11}"
+        f"\n{'what':<14} {'file':<6} {'rows':>10} {'wall s':>7} {'rows/s':>9} {'CPU s':>6} "
+        f"{'peak RSS':>9} {'x bare COPY (wall, CPU)':>24}"
     )
     for name, fmt, r in results:
-        ratio = f"{r['seconds'] / bare['seconds']:.2f}" if bare and name != "check only" else ""
+        ratio = ""
+        if bare and name != "check only":
+            ratio = f"{r['seconds'] / bare['seconds']:.2f}, {r['cpu'] / bare['cpu']:.2f}"
         print(
-            f"{name:<14} {fmt:<6} {r['rows']:>10,} {r['seconds']:>8.2f} "
-            f"{r['rows'] / r['seconds']:>10,.0f} {r['peak_mb']:>7.0f}MB {ratio:>11}"
+            f"{name:<14} {fmt:<6} {r['rows']:>10,} {r['seconds']:>7.2f} "
+            f"{r['rows'] / r['seconds']:>9,.0f} {r['cpu']:>6.1f} {r['peak_mb']:>7.0f}MB "
+            f"{ratio:>24}"
         )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average at the end: {load} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

@@ -190,3 +190,13 @@ def test_a_truncated_gzip_fails_naming_the_file(store: Store, tmp_path: Path) ->
     path.write_bytes(path.read_bytes()[:-30])
     with pytest.raises(IngestError, match="requests.jsonl.gz: cannot read"):
         ingest_files(store, "requests", [path], None, progress=False)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_record_larger_than_a_read_block_loads(store: Store, tmp_path: Path, fmt: str) -> None:
+    rows = _rows()[:3]
+    rows[1]["prompt"] = "long prompt " * 250_000  # 3 MB, above Arrow's read blocks
+    path = _write(tmp_path / f"requests.{fmt}", rows)
+    summary = ingest_files(store, "requests", [path], None, progress=False)
+    assert (summary.loaded, summary.rejected) == (3, 0)
+    assert len(_stored(store).iloc[1]["prompt"]) == len(rows[1]["prompt"])
