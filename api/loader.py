@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -17,6 +18,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
+from multiprocessing.process import BaseProcess
 from typing import TypeVar
 
 from api.snapshot import Snapshot, in_store_at, read_known, read_packed, unpack, unscored_set
@@ -31,9 +33,21 @@ def _yield_gil() -> None:
     time.sleep(0)
 
 
+def _exit_with(parent: BaseProcess) -> None:
+    parent.join()
+    os._exit(0)
+
+
 def _worker_init() -> None:
-    """The worker ignores Ctrl-C: the server decides when it stops."""
+    """The worker ignores Ctrl-C (the server decides when it stops) and dies with the server.
+
+    A server killed outright (SIGKILL, or a signal uvicorn re-raises after shutdown) never
+    tells its pool to stop; without this watch the worker would wait for work forever.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
 
 
 def is_in_memory(store: Store) -> bool:
