@@ -193,8 +193,8 @@ def _pg_insert_new(cur: psycopg.Cursor, rows: pd.DataFrame) -> int:
 
     COPY straight into ``requests`` is several times faster than ``INSERT ... SELECT`` (it
     inserts in batches), so it is tried first. If a request_id is stored already, the COPY
-    stops at once (PostgreSQL checks each batch of about a thousand rows) and the stored ids
-    are looked up and left out; if another writer stores some of the rest meanwhile, the rows
+    stops at the first batch holding one (at most 1,000 rows or 64 kB), and the stored ids are
+    looked up and left out; if another writer stores some of the rest meanwhile, the rows
     go through a staging table and ``ON CONFLICT DO NOTHING``. Each way counts exactly.
     """
     from psycopg.errors import UniqueViolation
