@@ -101,9 +101,9 @@ def create_app(
     if state.insecure:
         app.add_middleware(InsecureDevMiddleware)
     app.add_exception_handler(NotReady, _not_ready)
-    for router in (lookup.router, clusters.router, banlist.router, analyst.router):
-        app.include_router(router)
+    # Routes are matched in order: the hot lookups first.
+    app.include_router(lookup.router)
     app.include_router(gateway_router(settings.gateway_account_header))
-    app.include_router(admin.router)
-    app.include_router(ops.router)
+    for router in (clusters.router, banlist.router, analyst.router, admin.router, ops.router):
+        app.include_router(router)
     return app

@@ -1,14 +1,15 @@
 """The allow/deny hook for nginx ``auth_request`` and Envoy ``ext_authz`` (HTTP service).
 
-No ``from __future__ import annotations`` here: the header's name is a closure variable, which
-FastAPI can only see in an annotation evaluated when the route is defined.
+Like the other lookups it checks the key with :func:`~api.deps.authorize` and reads its header
+itself (no FastAPI dependency or parameter: they cost more than the lookup).
 """
 
-from typing import Annotated
+from __future__ import annotations
 
-from fastapi import APIRouter, Header, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 
-from api.deps import KEY_ERRORS, NOT_READY, GatewayKey, StateDep, json_body
+from api.auth import GATEWAY
+from api.deps import BEARER_SECURITY, KEY_ERRORS, NOT_READY, authorize, json_body
 from api.schemas import MAX_ID_LENGTH, Problem, RiskResult
 
 DECISION_HEADER = "X-Sentra-Decision"
@@ -29,16 +30,14 @@ def gateway_router(account_header: str) -> APIRouter:
     """
     router = APIRouter(prefix="/v1", tags=["lookups"])
 
-    async def gateway_check(
-        _: GatewayKey,
-        state: StateDep,
-        account_id: Annotated[str | None, Header(alias=account_header)] = None,
-    ) -> Response:
+    async def gateway_check(request: Request) -> Response:
         """200 for allow and review, 403 for block; decision and score in response headers.
 
         The body is the account's risk object; ``X-Sentra-Decision`` and ``X-Sentra-Score``
         carry the decision and score for the proxy to log or forward.
         """
+        state = authorize(request, GATEWAY)
+        account_id = request.headers.get(account_header)
         if not account_id or len(account_id) > MAX_ID_LENGTH:
             raise HTTPException(
                 status.HTTP_400_BAD_REQUEST,
@@ -52,11 +51,19 @@ def gateway_router(account_header: str) -> APIRouter:
             {DECISION_HEADER: entry.decision, SCORE_HEADER: repr(entry.score)},
         )
 
+    header_parameter = {
+        "name": account_header,
+        "in": "header",
+        "required": True,
+        "description": "the account the proxied request belongs to",
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH},
+    }
     router.add_api_route(
         "/gateway/check",
         gateway_check,
         methods=["GET"],
         response_model=RiskResult,
+        openapi_extra={"parameters": [header_parameter], **BEARER_SECURITY},
         responses={
             **KEY_ERRORS,
             **NOT_READY,
