@@ -5,9 +5,8 @@ works the same way for tests and demos). Table and column names come from config
 is checked against an allow-list (:data:`IDENTIFIER`) and quoted by SQLAlchemy, never pasted.
 The watermark value is a bind parameter.
 
-Values come back in a form the row checks understand: timestamps, integers and floats as they
-are, ``inet``/``cidr`` as the bare address (``host()``), arrays as JSON text, anything else
-as text.
+Values come back in a form the row checks understand: timestamps and integers as they are,
+``inet``/``cidr`` as the bare address (``host()``), arrays as JSON text, anything else as text.
 
 >>> split_table_name("gateway.requests")
 ('gateway', 'requests')
@@ -36,7 +35,7 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 WATERMARK = "_watermark"
 """The column of :meth:`SourceMixin.read_source` frames holding each row's watermark value."""
 
-_KEEP = (sa.DateTime, sa.Date, sa.Integer, sa.Float, sa.Numeric)
+_KEEP = (sa.DateTime, sa.Date, sa.Integer)
 _ADDRESS = (postgresql.INET, postgresql.CIDR)
 
 
@@ -136,6 +135,6 @@ def _readable(column: ColumnElement, kind: sa.types.TypeEngine) -> ColumnElement
         return sa.cast(sa.func.array_to_json(column), sa.Text)
     if isinstance(kind, _ADDRESS):
         return sa.func.host(column)
-    if isinstance(kind, _KEEP) and not isinstance(kind, sa.Boolean):
+    if isinstance(kind, _KEEP):
         return column
     return sa.cast(column, sa.Text)
