@@ -19,11 +19,11 @@ class TemplateParams:
     sample_size: int = 20_000
     n_features: int = 2**16
     svd_components: int = 64
-    reduced_dims: int = 12
-    """Dimensions HDBSCAN works in; nearest-neighbour queries slow down sharply above ~12."""
+    reduced_dims: int = 8
+    """Dimensions HDBSCAN works in; nearest-neighbour queries slow down sharply above ~10."""
     min_cluster_size: int = 15
     min_samples: int = 5
-    cluster_selection_epsilon: float = 0.1
+    cluster_selection_epsilon: float = 0.05
     """Clusters closer than this (unit-sphere distance) are merged: one template, not one
     cluster per slot-value variant."""
     max_core_distance: float = 0.15
@@ -31,7 +31,9 @@ class TemplateParams:
     their ``min_samples``-th neighbour exceeds this are broad topics and become noise."""
     batch_size: int = 50_000
     min_strength: float = 0.0
-    """Assignments weaker than this (HDBSCAN membership strength in [0, 1]) become noise."""
+    """Assignments weaker than this (HDBSCAN membership strength in [0, 1]) become noise. Off
+    by default: a cluster holding exact duplicates has an infinite density peak, so HDBSCAN
+    gives its other members strength 0."""
     max_chars: int = 300
     """Characters of a normalised prompt embedded: its head and tail, where instructions sit."""
     embedder: str = "hashing"

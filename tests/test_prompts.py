@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.preprocessing import normalize
 
 from sentra_graph.features.embedders import (
     EMBEDDINGS_EXTRA_HINT,
@@ -127,6 +128,7 @@ def test_hash_features_counts_the_same_ngrams_as_a_count_vectorizer() -> None:
     words = ["alpha", "beta,", "(gamma)", "delta!", "--", "eps", "beta"]
     texts = [" ".join(rng.choice(words, rng.integers(0, 12))) for _ in range(200)] + [""]
     hashed = hash_features(texts, n_features=2**17, ngram_range=(1, 3))
+    hashed.sum_duplicates()
     counted = CountVectorizer(analyzer=_reference_analyzer).fit_transform(texts)
     for row in range(len(texts)):
         got = np.sort(hashed[row].data)
@@ -186,6 +188,23 @@ def test_assignment_does_not_depend_on_batching_or_order(fitted) -> None:
     assert np.array_equal(small.assign(prompts, None), ids)
     order = np.random.default_rng(0).permutation(len(prompts))
     assert np.array_equal(model.assign(prompts.iloc[order], None), ids[order])
+
+
+def test_min_strength_turns_weak_members_into_noise() -> None:
+    embeddings, _ = _embedding_frame(200, seed=3)
+    nothing = pd.Series([None] * 200, dtype=object)
+    model = TemplateModel.fit(nothing, embeddings, PARAMS, seed=0)
+    _, vectors = parse_embeddings(embeddings)
+    space = model.embedding
+    labels, strength = space.predictor.predict(space.reduce(normalize(vectors)))
+    threshold = float(np.median(strength[labels >= 0]))
+    strict = TemplateModel.from_bytes(model.to_bytes())
+    strict.params = dataclasses.replace(model.params, min_strength=threshold)
+    ids, strict_ids = model.assign(nothing, embeddings), strict.assign(nothing, embeddings)
+    weak = strength < threshold
+    assert 0 < weak.sum() < len(weak)
+    assert (strict_ids[weak] == NO_TEMPLATE).all()
+    assert np.array_equal(strict_ids[~weak], ids[~weak]) and (ids[~weak] >= 0).all()
 
 
 def test_round_trip_through_bytes_gives_identical_assignments(fitted) -> None:

@@ -46,8 +46,6 @@ __all__ = [
 TextColumn = pd.Series | pa.Array | list[str | None]
 """Texts as accepted by this module: a Series, a pyarrow string array or a list (None = missing)."""
 
-RAW_CAP = 16_384
-"""Characters of a raw prompt looked at before normalisation (bounds the cost of huge prompts)."""
 
 EMBEDDINGS_EXTRA_HINT = "pip install 'sentra-graph[embeddings]'"
 """What to run when the optional sentence-transformers embedder is asked for but not installed."""
@@ -111,7 +109,7 @@ def normalize_prompts(prompts: TextColumn, max_chars: int = 1_000) -> pd.Series:
 
 def normalize_text(text: pa.Array, max_chars: int = 1_000) -> pa.Array:
     """Arrow-in, arrow-out :func:`normalize_prompts` (no conversion to Python objects)."""
-    text = pc.utf8_lower(_head_tail(text, RAW_CAP))
+    text = pc.utf8_lower(_head_tail(text, 4 * max_chars))  # bounds the cost of huge prompts
     for pattern, placeholder in _MASKS:
         text = pc.replace_substring_regex(text, pattern=pattern, replacement=placeholder)
     return _head_tail(pc.utf8_trim_whitespace(text), max_chars)
@@ -128,13 +126,15 @@ def hash_features(
 
     Tokens are runs of non-whitespace with surrounding punctuation stripped; each distinct token
     is hashed once (a fixed-key SipHash, so columns are stable across processes) and n-grams mix
-    the hashes of neighbouring tokens. The result is what a ``HashingVectorizer`` with the same
-    ``ngram_range``, ``alternate_sign=False`` and ``norm=None`` computes, up to the hash function.
+    the hashes of neighbouring tokens. For speed the matrix holds one entry per n-gram
+    occurrence: ``matrix.sum_duplicates()`` turns it into what a ``HashingVectorizer`` with the
+    same ``ngram_range``, ``alternate_sign=False`` and ``norm=None`` computes, up to the hash
+    function (products with dense matrices need no such step).
 
     :param texts: texts (missing ones give empty rows).
     :param n_features: number of columns (hash buckets).
     :param ngram_range: smallest and largest n-gram length, in tokens.
-    :return: CSR matrix (len(texts), n_features) of float32 counts.
+    :return: CSR matrix (len(texts), n_features) of float32 counts, duplicates not summed.
 
     >>> x = hash_features(["a b a b", "b a"], n_features=64)
     >>> x.sum(axis=1).A1.tolist()  # 4 unigrams + 3 bigrams, 2 unigrams + 1 bigram
@@ -152,24 +152,25 @@ def hash_features(
     row = np.repeat(np.arange(n_rows, dtype=np.int64), lengths)
     keep = keep_vocab[codes]
     row, hashes = row[keep], vocab_hash[codes[keep]]
-    rows, cols = [], []
+    lo, hi = ngram_range
+    # One column per n-gram length, one line per token position (the n-gram starting there):
+    # rows stay in order, so the flattened entries are already grouped by row.
+    grams = np.zeros((len(row), hi - lo + 1), dtype=np.uint64)
+    valid = np.zeros(grams.shape, dtype=bool)
     gram = hashes
-    for n in range(1, ngram_range[1] + 1):
+    for n in range(1, hi + 1):
         if n > 1:
             with np.errstate(over="ignore"):
                 gram = gram[:-1] * _GOLDEN ^ (hashes[n - 1 :] + _SALT)
                 gram ^= gram >> np.uint64(31)
-        if n >= ngram_range[0]:
-            within = row[n - 1 :] == row[: len(row) - n + 1]
-            rows.append(row[: len(row) - n + 1][within])
-            cols.append((gram[within] % np.uint64(n_features)).astype(np.int32))
-    row_all = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
-    col_all = np.concatenate(cols) if cols else np.empty(0, dtype=np.int32)
-    matrix = sp.coo_matrix(
-        (np.ones(len(col_all), dtype=np.float32), (row_all, col_all)), shape=(n_rows, n_features)
-    ).tocsr()
-    matrix.sum_duplicates()
-    return matrix
+        if n >= lo:
+            grams[: len(gram), n - lo] = gram
+            valid[: len(gram), n - lo] = row[n - 1 :] == row[: len(gram)]
+    cols = (grams[valid] % np.uint64(n_features)).astype(np.int32)
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row, weights=valid.sum(axis=1), minlength=n_rows), out=indptr[1:])
+    data = np.ones(len(cols), dtype=np.float32)
+    return sp.csr_matrix((data, cols, indptr), shape=(n_rows, n_features))
 
 
 class Embedder(Protocol):
@@ -185,7 +186,7 @@ class Embedder(Protocol):
 
 
 class HashingEmbedder:
-    """Model-free text embedder: hashed word 1-2 grams -> TF-IDF -> truncated SVD -> L2 norm.
+    """Model-free text embedder: hashed word 1-3 grams -> TF-IDF -> truncated SVD -> L2 norm.
 
     N-grams seen in fewer than ``min_df`` sample texts get no weight: a template is shared by
     many prompts, so words that only fill slots must not pull its prompts apart.
@@ -223,7 +224,8 @@ class HashingEmbedder:
         self.svd_: TruncatedSVD | None = None
 
     def _weighted(self, texts: TextColumn) -> sp.csr_matrix:
-        """Sublinear TF-IDF rows of unit length over the kept n-grams only."""
+        """Sublinear TF-IDF rows over the kept n-grams only, not scaled to unit length (the SVD
+        output is normalised instead, which gives the same direction)."""
         assert self.columns_ is not None and self.idf_ is not None
         counts = hash_features(texts, self.n_features, self.ngram_range)
         column = self.columns_[counts.indices]
@@ -231,15 +233,16 @@ class HashingEmbedder:
         rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))[kept]
         indptr = np.zeros(counts.shape[0] + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=counts.shape[0]), out=indptr[1:])
-        data = (1.0 + np.log(counts.data[kept])) * self.idf_[column[kept]]
-        weighted = sp.csr_matrix(
-            (data.astype(np.float32), column[kept], indptr), shape=(counts.shape[0], len(self.idf_))
-        )
-        return normalize(weighted)
+        shape = (counts.shape[0], len(self.idf_))
+        weighted = sp.csr_matrix((counts.data[kept], column[kept], indptr), shape=shape)
+        weighted.sum_duplicates()
+        weighted.data = (1.0 + np.log(weighted.data)) * self.idf_[weighted.indices]
+        return weighted
 
     def fit(self, texts: TextColumn, seed: int) -> HashingEmbedder:
-        """Fit IDF weights and the SVD basis on normalised sample texts."""
+        """Fit IDF weights and the SVD basis (on unit TF-IDF rows) of normalised sample texts."""
         counts = hash_features(texts, self.n_features, self.ngram_range)
+        counts.sum_duplicates()  # document frequencies count each n-gram once per text
         n_texts = counts.shape[0]
         df = np.bincount(counts.indices, minlength=self.n_features)
         kept = np.flatnonzero(df >= max(self.min_df, 1))
@@ -249,7 +252,8 @@ class HashingEmbedder:
         weighted = self._weighted(texts)
         n_components = min(self.n_components, n_texts - 1, len(kept) - 1)
         if n_components >= 1:
-            self.svd_ = TruncatedSVD(n_components, n_iter=4, random_state=seed).fit(weighted)
+            self.svd_ = TruncatedSVD(n_components, n_iter=4, random_state=seed)
+            self.svd_.fit(normalize(weighted))
         return self
 
     def transform(self, texts: TextColumn) -> np.ndarray:

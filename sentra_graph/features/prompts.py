@@ -23,7 +23,10 @@ second space are offset by :data:`EMBEDDING_ID_OFFSET` so the two never collide.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import pickle
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 
 import hdbscan
@@ -66,7 +69,7 @@ EMBEDDING_ID_OFFSET = 1_000_000
 """Added to the ids of clusters found among gateway-provided embeddings. Text-space ids stay
 below it: a sample of ``sample_size`` prompts holds at most ``sample_size / min_cluster_size``
 clusters, and :meth:`TemplateModel.fit` refuses samples that could reach the offset."""
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Version of the :meth:`TemplateModel.to_bytes` layout; bumped when it changes."""
 
 EMBEDDERS = ("hashing", "sentence-transformers")
@@ -389,23 +392,24 @@ class TemplateModel:
 
     def _assign_text(self, text: pa.Array) -> np.ndarray:
         """Ids of non-blank prompts: distinct raw texts normalised once, distinct normalised
-        texts embedded and predicted once."""
+        texts embedded and looked up once, slices of them on ``n_jobs`` threads."""
         if self.text.predictor is None:
             return np.full(len(text), NO_TEMPLATE, dtype=np.int32)
-        step = self.params.batch_size
         raw = text.dictionary_encode()
-        distinct = raw.dictionary
-        normalised = pa.concat_arrays(
-            [
-                normalize_text(distinct.slice(start, step), self.params.max_chars)
-                for start in range(0, len(distinct), step)
-            ]
-        ).dictionary_encode()
-        skeletons = normalised.dictionary
-        ids = np.empty(len(skeletons), dtype=np.int32)
-        for start in range(0, len(skeletons), step):
-            vectors = self.embedder.transform(skeletons.slice(start, step))
-            ids[start : start + len(vectors)] = self.text.predict(vectors, self.params)
+        threads = _threads(self.params.n_jobs)
+        one_thread = dataclasses.replace(self.params, n_jobs=1)
+
+        def normalise(part: pa.Array) -> pa.Array:
+            return normalize_text(part, self.params.max_chars)
+
+        def lookup(part: pa.Array) -> np.ndarray:
+            return self.text.predict(self.embedder.transform(part), one_thread)
+
+        with ThreadPoolExecutor(threads) as pool:
+            parts = _slices(raw.dictionary, self.params.batch_size, threads)
+            normalised = pa.concat_arrays(list(pool.map(normalise, parts))).dictionary_encode()
+            parts = _slices(normalised.dictionary, self.params.batch_size, threads)
+            ids = np.concatenate([np.empty(0, dtype=np.int32), *pool.map(lookup, parts)])
         by_distinct = ids[normalised.indices.to_numpy(zero_copy_only=False)]
         return by_distinct[raw.indices.to_numpy(zero_copy_only=False)]
 
@@ -504,6 +508,17 @@ class _Routes:
 
 def _objects(text: pa.Array) -> pd.Series:
     return pd.Series(text.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _threads(n_jobs: int) -> int:
+    """Threads for ``n_jobs`` (-1: one per core)."""
+    return max(1, os.cpu_count() or 1) if n_jobs < 0 else max(1, n_jobs)
+
+
+def _slices(values: pa.Array, batch_size: int, threads: int) -> list[pa.Array]:
+    """Slices of at most ``batch_size`` values, at least one per thread (when there is work)."""
+    size = max(1, min(batch_size, -(-len(values) // threads)))
+    return [values.slice(start, size) for start in range(0, len(values), size)]
 
 
 def _sample(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
