@@ -42,7 +42,7 @@ _PATTERNS = {
     TOOL: (
         r"\"?function_call\"?|\btool_calls?\b|<tool_call>|available tools|"
         r"call the (?:tool|function)|"
-        r"json schema|\"parameters\"\s*:|you have access to the following (?:tools|functions)|"
+        r"json schema|\"parameters\"[ \t\n\r\f\v]*:|you have access to the following (?:tools|functions)|"
         r"function calling|use the (?:\w+ )?tool"
     ),
 }
@@ -50,7 +50,7 @@ _PATTERNS = {
 
 def prompt_markers(prompts: pd.Series) -> np.ndarray:
     """Bit flags (int16) of :data:`COT`, :data:`RUBRIC` and :data:`TOOL` for each prompt."""
-    text = prompts.astype("string").str.lower()
+    text = prompts.astype(pd.StringDtype("pyarrow")).str.lower()
     flags = np.zeros(len(prompts), dtype=np.int16)
     for bit, pattern in _PATTERNS.items():
         hit = text.str.contains(pattern, regex=True, na=False).to_numpy(dtype=bool)

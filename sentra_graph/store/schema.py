@@ -63,7 +63,6 @@ requests = Table(
     # derived: prompt-template cluster, assigned once by the featurize stage (NULL = not yet)
     Column("template_id", Integer),
     Index("ix_requests_ts", "ts"),
-    Index("ix_requests_account_ts", "account_id", "ts"),
 )
 
 runs = Table(
