@@ -42,7 +42,8 @@ _PATTERNS = {
     TOOL: (
         r"\"?function_call\"?|\btool_calls?\b|<tool_call>|available tools|"
         r"call the (?:tool|function)|"
-        r"json schema|\"parameters\"[ \t\n\r\f\v]*:|you have access to the following (?:tools|functions)|"
+        r"json schema|\"parameters\"[ \t\n\r\f\v]*:|"
+        r"you have access to the following (?:tools|functions)|"
         r"function calling|use the (?:\w+ )?tool"
     ),
 }
