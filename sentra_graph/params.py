@@ -77,6 +77,10 @@ class GraphParams:
     """Entities weaker than this (type weight x rarity) link nobody: noise-level, costly."""
     max_pairs: int = 30_000_000
     """Budget of account pairs the projection may enumerate (the most shared entities go)."""
+    pair_block: int = 3_000_000
+    """Account pairs enumerated per block of the projection (bounds its peak memory)."""
+    min_link: float = 0.02
+    """Account pairs linked more weakly than this are dropped from the projection."""
     same_org_factor: float = 0.0
     """Multiplier of links between accounts of the same org (an open relationship)."""
 

@@ -50,7 +50,7 @@ def as_dict(coo: sparse.coo_matrix) -> dict[tuple[int, int], float]:
 @pytest.mark.parametrize("same_org_factor", [0.0, 0.5])
 def test_sparse_projection_matches_networkx(seed: int, same_org_factor: float) -> None:
     inc, org, units = random_incidence(seed)
-    params = GraphParams(same_org_factor=same_org_factor, max_degree=10)
+    params = GraphParams(same_org_factor=same_org_factor, max_degree=10, min_link=0.0)
     weights = entity_weights(inc, units, params)
     ours = as_dict(project(inc, units=units, org=org, params=params))
     oracle = weighted_projection(inc, weights, org, same_org_factor)
@@ -58,6 +58,22 @@ def test_sparse_projection_matches_networkx(seed: int, same_org_factor: float) -
     assert ours.keys() == expected.keys()
     for pair, w in expected.items():
         assert ours[pair] == pytest.approx(w, rel=1e-9)
+
+
+def test_projection_in_blocks_equals_projection_at_once() -> None:
+    inc, org, units = random_incidence(5, 200)
+    whole = as_dict(project(inc, units=units, org=org, params=GraphParams(pair_block=10**9)))
+    blocks = as_dict(project(inc, units=units, org=org, params=GraphParams(pair_block=50)))
+    assert whole.keys() == blocks.keys()
+    assert all(whole[k] == pytest.approx(blocks[k]) for k in whole)
+
+
+def test_negligible_links_are_dropped() -> None:
+    inc, org, units = random_incidence(4)
+    full = as_dict(project(inc, units=units, org=org, params=GraphParams(min_link=0.0)))
+    kept = as_dict(project(inc, units=units, org=org, params=GraphParams(min_link=0.1)))
+    assert kept == {pair: w for pair, w in full.items() if w >= 0.1}
+    assert len(kept) < len(full)
 
 
 def test_same_org_links_vanish_and_other_links_stay() -> None:

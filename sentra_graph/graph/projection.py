@@ -9,10 +9,13 @@ link, one card behind a handful is a strong one. ``units`` counts *org units* (a
 account without org), so an org's own accounts make a card no more shared. Entities behind more
 than ``max_degree`` accounts, or whose weight falls below ``min_entity_weight``, link nobody
 (they stay in the graph as evidence). Links between accounts of the same org are expected
-(an open relationship) and are multiplied by ``same_org_factor`` (default 0).
+(an open relationship) and are multiplied by ``same_org_factor`` (default 0). Pairs weaker than
+``min_link`` are dropped: they could neither join a community nor move a score.
 
 The whole projection is ``B @ B.T`` with ``B[a, e] = sqrt(w(e) * v_ae)``; its cost grows with
-the sum over entities of degree squared, which ``max_degree`` bounds.
+the sum over entities of degree squared, which ``max_degree`` bounds. It is computed in blocks
+of rows (about ``pair_block`` pairs each), each block filtered before the next, so memory
+stays bounded by the links kept.
 
 >>> from sentra_graph.graph.entities import account_entities, combine
 >>> inc = combine([account_entities("payment", np.array([0, 0, 1]), np.array(["a", "b"]))], 3)
@@ -107,10 +110,19 @@ def project(
         ),
         shape=(n, incidence.n_entities),
     )
-    product = (b @ b.T).tocoo()
-    upper = product.row < product.col
-    rows, cols, data = product.row[upper], product.col[upper], product.data[upper]
-    same_org = (org[rows] >= 0) & (org[rows] == org[cols])
-    data = np.where(same_org, data * params.same_org_factor, data)
-    keep_pair = data > 0
-    return sparse.coo_matrix((data[keep_pair], (rows[keep_pair], cols[keep_pair])), shape=(n, n))
+    degree = np.diff(b.tocsc().indptr).astype(np.float64)
+    n_blocks = max(1, int(np.ceil((degree * degree).sum() / 2.0 / params.pair_block)))
+    bounds = np.linspace(0, n, n_blocks + 1).astype(np.int64)
+    floor = max(params.min_link, np.finfo(float).tiny)
+    parts = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        block = (b[lo:hi] @ b[lo:].T).tocoo()
+        rows, cols = block.row.astype(np.int64) + lo, block.col.astype(np.int64) + lo
+        upper = rows < cols
+        rows, cols, data = rows[upper], cols[upper], block.data[upper]
+        same_org = (org[rows] >= 0) & (org[rows] == org[cols])
+        data = np.where(same_org, data * params.same_org_factor, data)
+        kept = data >= floor
+        parts.append((rows[kept], cols[kept], data[kept]))
+    rows, cols, data = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    return sparse.coo_matrix((data, (rows, cols)), shape=(n, n))
