@@ -18,8 +18,8 @@ from fastapi.responses import JSONResponse
 
 from api.auth import KeyConfigError, parse_api_keys
 from api.middleware import InsecureDevMiddleware, MetricsMiddleware
-from api.routes import admin, analyst, banlist, clusters, lookup, ops
-from api.routes.gateway import gateway_router
+from api.routes import admin, analyst, banlist, clusters, ops
+from api.routes.lookup import add_lookup_routes
 from api.runs import RunLauncher, child_env
 from api.state import ApiState, NotReady
 from sentra_graph import __version__
@@ -101,9 +101,7 @@ def create_app(
     if state.insecure:
         app.add_middleware(InsecureDevMiddleware)
     app.add_exception_handler(NotReady, _not_ready)
-    # Routes are matched in order: the hot lookups first.
-    app.include_router(lookup.router)
-    app.include_router(gateway_router(settings.gateway_account_header))
+    add_lookup_routes(app, settings.gateway_account_header)  # first: routes match in order
     for router in (clusters.router, banlist.router, analyst.router, admin.router, ops.router):
         app.include_router(router)
     return app

@@ -27,6 +27,12 @@ class Problem(BaseModel):
     detail: str
 
 
+class InvalidRequest(BaseModel):
+    """A request that does not validate: one entry per problem (FastAPI's format)."""
+
+    detail: list[dict[str, Any]]
+
+
 class RiskResult(BaseModel):
     """One account's served decision (contract 2.3, key order as documented)."""
 

@@ -117,9 +117,12 @@ def serve_child(url: str, port: int, metrics: bool, isolate_loads: bool) -> None
     async def bare() -> Response:
         return Response(BARE_BODY, media_type="application/json")
 
-    # Routes match in order: the bare one goes first, ahead of the lookups (a conservative
-    # baseline; matched last it would pay for every route before it).
-    app.router.routes.insert(0, app.router.routes.pop())
+    # Routes match in order: the bare one goes just ahead of the lookups, after FastAPI's own
+    # documentation routes, so both pay the same matching (last, it would pay for them all).
+    routes = app.router.routes
+    docs = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+    first = next(i for i, route in enumerate(routes) if getattr(route, "path", None) not in docs)
+    routes.insert(first, routes.pop())
 
     uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
 

@@ -95,6 +95,15 @@ def test_operations_endpoints_need_no_key(client: TestClient, op: tuple[str, str
     assert call(client, op, {}) == 200
 
 
+def test_the_key_is_checked_before_the_body_is_read(client: TestClient) -> None:
+    json_type = {"Content-Type": "application/json"}
+    refused = client.post("/v1/accounts/risk", content=b"{not json", headers=json_type)
+    admitted = client.post(
+        "/v1/accounts/risk", content=b"{not json", headers={**json_type, **auth(GATEWAY_KEY)}
+    )
+    assert (refused.status_code, admitted.status_code) == (401, 422)
+
+
 def test_keys_are_never_logged(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
         for key in (GATEWAY_KEY, ANALYST_KEY, ADMIN_KEY, "wrong-key-value"):

@@ -20,7 +20,7 @@ from api_support import (
     start_server,
 )
 
-from api.schemas import MAX_BATCH
+from api.schemas import MAX_BATCH, MAX_ID_LENGTH
 from sentra_graph.store import open_store
 
 RISK_KEYS = [
@@ -168,3 +168,17 @@ def test_gateway_check(live_server: LiveServer, account_id: str) -> None:
 def test_gateway_check_without_the_header_is_a_bad_request(live_server: LiveServer) -> None:
     with live_server.client() as http:
         assert http.get("/v1/gateway/check", headers=auth(GATEWAY_KEY)).status_code == 400
+
+
+def test_overlong_account_ids_are_refused(live_server: LiveServer) -> None:
+    long_id = "x" * (MAX_ID_LENGTH + 1)
+    with live_server.client() as http:
+        single = http.get(f"/v1/accounts/{long_id}/risk", headers=auth(GATEWAY_KEY))
+        batch = http.post(
+            "/v1/accounts/risk", json={"account_ids": ["a1", long_id]}, headers=auth(GATEWAY_KEY)
+        )
+        fits = http.get(f"/v1/accounts/{long_id[:-1]}/risk", headers=auth(GATEWAY_KEY))
+    assert single.status_code == batch.status_code == 422
+    assert single.json()["detail"][0]["loc"] == ["path", "account_id"]
+    assert batch.json()["detail"][0]["loc"] == ["account_ids", 1]
+    assert fits.status_code == 200
