@@ -6,6 +6,7 @@ model is fitted on a sample and then assigns a larger, unseen set.
 
     python bench/templates.py                        # fit on 20,000, assign 200,000
     python bench/templates.py --assign 1000000 --templates 60
+    python bench/templates.py --scenario 20000       # also: a generated scenario's traffic
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 
 from sentra_graph.features.prompts import NO_TEMPLATE, TemplateModel
 from sentra_graph.params import TemplateParams
+from sentra_graph.synth import generate
 from sentra_graph.synth.prompts import KIND, KINDS, LEGIT_KIND_WEIGHTS, render
 
 
@@ -77,6 +79,33 @@ def quality(ids: np.ndarray, planted: np.ndarray) -> dict[str, float]:
     }
 
 
+def scenario(n_accounts: int, params: TemplateParams, seed: int) -> None:
+    """Fit on a sample of a generated scenario's prompts, assign them all, and print how often
+    each role's requests fall into a template."""
+    t0 = time.perf_counter()
+    generated = generate(n_accounts, days=7, seed=seed)
+    requests = generated.requests
+    print(f"scenario: {len(requests):,} requests generated in {time.perf_counter() - t0:.1f} s")
+    sample = requests.sample(min(len(requests), params.sample_size), random_state=seed)
+    t0 = time.perf_counter()
+    model = TemplateModel.fit(sample["prompt"], sample["prompt_embedding"], params, seed)
+    print(f"  fit: {time.perf_counter() - t0:.2f} s, {len(model.templates())} templates")
+    t0 = time.perf_counter()
+    ids = model.assign(requests["prompt"], requests["prompt_embedding"])
+    seconds = time.perf_counter() - t0
+    print(
+        f"  assign: {len(requests):,} prompts ({requests['prompt'].nunique():,} distinct) in "
+        f"{seconds:.2f} s = {len(requests) / seconds:,.0f} prompts/s"
+    )
+    role = requests["account_id"].map(generated.truth.set_index("account_id")["role"])
+    frame = pd.DataFrame({"role": role, "templated": ids >= 0, "id": ids})
+    for name, group in frame.groupby("role"):
+        print(
+            f"  {name}: {group['templated'].mean():.1%} of requests in a template, "
+            f"{group.loc[group['templated'], 'id'].nunique()} templates used"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fit", type=int, default=20_000, help="prompts to fit on")
@@ -84,6 +113,7 @@ def main() -> None:
     parser.add_argument("--templates", type=int, default=40, help="planted templates")
     parser.add_argument("--templated-share", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scenario", type=int, default=0, help="accounts of a generated scenario")
     args = parser.parse_args()
     params = TemplateParams(sample_size=args.fit)
 
@@ -111,6 +141,8 @@ def main() -> None:
     print(f"assign, every prompt distinct: {len(unique) / unique_s:,.0f} prompts/s")
     for name, value in quality(ids, planted).items():
         print(f"  {name}: {value:.3f}")
+    if args.scenario:
+        scenario(args.scenario, params, args.seed)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import sys
 import hdbscan
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.preprocessing import normalize
@@ -205,6 +206,14 @@ def test_min_strength_turns_weak_members_into_noise() -> None:
     assert 0 < weak.sum() < len(weak)
     assert (strict_ids[weak] == NO_TEMPLATE).all()
     assert np.array_equal(strict_ids[~weak], ids[~weak]) and (ids[~weak] >= 0).all()
+
+
+def test_prompts_backed_by_chunked_arrow_arrays(fitted) -> None:
+    model, prompts, _ = fitted
+    half = len(prompts) // 2
+    chunks = pa.chunked_array([prompts[:half].tolist(), prompts[half:].tolist()], pa.string())
+    arrow = pd.Series(pd.arrays.ArrowExtensionArray(chunks))
+    assert np.array_equal(model.assign(arrow, None), model.assign(prompts, None))
 
 
 def test_round_trip_through_bytes_gives_identical_assignments(fitted) -> None:

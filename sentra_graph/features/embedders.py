@@ -5,7 +5,7 @@ before it is embedded: lower-cased, and code blocks, URLs, e-mail addresses, quo
 anything holding a digit replaced by placeholder tokens. Two prompts of one template then differ
 only in their free-text slots.
 
-The default :class:`HashingEmbedder` needs no model: hashed word uni- and bigrams, TF-IDF and a
+The default :class:`HashingEmbedder` needs no model: hashed word 1-3 grams, TF-IDF and a
 truncated SVD, computed column-wise with pyarrow and numpy (no Python loop per prompt). The
 optional :class:`SentenceTransformerEmbedder` (extra ``[embeddings]``) gives paraphrase-level
 similarity at a few hundred prompts per second.
@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -33,17 +33,17 @@ from sklearn.preprocessing import normalize
 __all__ = [
     "EMBEDDINGS_EXTRA_HINT",
     "Embedder",
-    "TextColumn",
-    "as_text_array",
     "HashingEmbedder",
     "SentenceTransformerEmbedder",
+    "TextColumn",
+    "as_text_array",
     "hash_features",
     "normalize_prompts",
     "normalize_text",
     "parse_embeddings",
 ]
 
-TextColumn = pd.Series | pa.Array | list[str | None]
+TextColumn: TypeAlias = pd.Series | pa.Array | list[str | None]
 """Texts as accepted by this module: a Series, a pyarrow string array or a list (None = missing)."""
 
 
@@ -70,10 +70,12 @@ def as_text_array(prompts: TextColumn) -> pa.Array:
     if isinstance(prompts, pa.Array):
         return prompts.cast(pa.large_string())
     try:
-        return pa.array(prompts, type=pa.large_string(), from_pandas=True)
+        text = pa.array(prompts, type=pa.large_string(), from_pandas=True)
     except (pa.ArrowTypeError, pa.ArrowInvalid):
         values = prompts.tolist() if isinstance(prompts, pd.Series) else list(prompts)
         return pa.array([v if isinstance(v, str) else None for v in values], pa.large_string())
+    # a Series backed by several Arrow chunks converts to a chunked array
+    return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
 
 
 def _head_tail(text: pa.Array, max_chars: int) -> pa.Array:
@@ -88,7 +90,7 @@ def _head_tail(text: pa.Array, max_chars: int) -> pa.Array:
     return pc.if_else(pc.greater(pc.utf8_length(text), max_chars), cut, text)
 
 
-def normalize_prompts(prompts: TextColumn, max_chars: int = 1_000) -> pd.Series:
+def normalize_prompts(prompts: TextColumn, max_chars: int = 300) -> pd.Series:
     """Lower-case prompts and mask their slot values so prompts of one template coincide.
 
     Masks, in order: fenced and inline code (``_code_``), URLs (``_url_``), e-mail addresses
@@ -107,7 +109,7 @@ def normalize_prompts(prompts: TextColumn, max_chars: int = 1_000) -> pd.Series:
     return pd.Series(normalised.to_numpy(zero_copy_only=False), dtype=object)
 
 
-def normalize_text(text: pa.Array, max_chars: int = 1_000) -> pa.Array:
+def normalize_text(text: pa.Array, max_chars: int = 300) -> pa.Array:
     """Arrow-in, arrow-out :func:`normalize_prompts` (no conversion to Python objects)."""
     text = pc.utf8_lower(_head_tail(text, 4 * max_chars))  # bounds the cost of huge prompts
     for pattern, placeholder in _MASKS:
@@ -120,7 +122,7 @@ _SALT = np.uint64(0x632BE59BD9B4E019)
 
 
 def hash_features(
-    texts: TextColumn, n_features: int = 2**16, ngram_range: tuple[int, int] = (1, 2)
+    texts: TextColumn, n_features: int = 2**16, ngram_range: tuple[int, int] = (1, 3)
 ) -> sp.csr_matrix:
     """Count hashed word n-grams of each text into a sparse matrix.
 
@@ -137,8 +139,8 @@ def hash_features(
     :return: CSR matrix (len(texts), n_features) of float32 counts, duplicates not summed.
 
     >>> x = hash_features(["a b a b", "b a"], n_features=64)
-    >>> x.sum(axis=1).A1.tolist()  # 4 unigrams + 3 bigrams, 2 unigrams + 1 bigram
-    [7.0, 3.0]
+    >>> x.sum(axis=1).A1.tolist()  # 4 + 3 + 2 uni-, bi- and trigrams; 2 + 1 + 0
+    [9.0, 3.0]
     """
     text = pc.fill_null(as_text_array(texts), "")
     n_rows = len(text)
@@ -361,7 +363,7 @@ def parse_embeddings(values: pd.Series, dim: int | None = None) -> tuple[np.ndar
     usable = lengths == dim
     table = np.zeros((len(vectors), dim), dtype=np.float32)
     if usable.any():
-        table[usable] = np.stack([v for v, ok in zip(vectors, usable, strict=True) if ok])
+        table[usable] = np.stack([v for v in vectors if v is not None and v.size == dim])
     keep = usable[codes]
     return present[keep], table[codes[keep]]
 
