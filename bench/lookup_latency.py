@@ -17,6 +17,7 @@ connections, a 1000-id batch in <= 20 ms of server time.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import json
 import os
@@ -31,14 +32,18 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+from fastapi import FastAPI, Response
 
 KEY = "bench-gateway-key"
 BARE_PATH = "/bench/bare"
 BARE_BODY = b'{"status":"ok"}'
+KNOWN_ID = "acct-0000000"
 LOOKUP_SAMPLE = 20_000
 """Distinct ids the single-lookup script cycles through (10% of them unknown accounts)."""
 
@@ -98,11 +103,8 @@ def fill_store(url: str, n_accounts: int, seed: int = 0) -> None:
 # ---- the server (child process) ----------------------------------------------------------------
 
 
-def serve_child(url: str, port: int, metrics: bool, isolate_loads: bool) -> None:
-    """The API plus a bare endpoint, in this process, under one uvicorn worker."""
-    import uvicorn
-    from fastapi import Response
-
+def bench_app(url: str, metrics: bool, isolate_loads: bool) -> FastAPI:
+    """The API over ``url`` plus the bare endpoint, matched just ahead of the lookups."""
     from api.app import create_app
     from api.middleware import MetricsMiddleware
     from sentra_graph.config import load_settings
@@ -123,8 +125,69 @@ def serve_child(url: str, port: int, metrics: bool, isolate_loads: bool) -> None
     docs = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
     first = next(i for i, route in enumerate(routes) if getattr(route, "path", None) not in docs)
     routes.insert(first, routes.pop())
+    return app
 
+
+def serve_child(url: str, port: int, metrics: bool, isolate_loads: bool) -> None:
+    """The bench app in this process, under one uvicorn worker."""
+    import uvicorn
+
+    app = bench_app(url, metrics, isolate_loads)
     uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
+
+
+class _Exchange:
+    """The client side of in-process ASGI calls: one request body, the statuses seen."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.statuses: set[int] = set()
+
+    async def receive(self) -> dict[str, Any]:
+        return {"type": "http.request", "body": self.body, "more_body": False}
+
+    async def send(self, message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.statuses.add(message["status"])
+
+
+def cpu_per_request(url: str, ids: list[str], rounds: int = 5) -> dict[str, float]:
+    """Server CPU per request in microseconds: ASGI calls in this process, without network,
+    uvicorn or wrk (best of ``rounds``), so other load on the machine matters little."""
+    app = bench_app(url, metrics=True, isolate_loads=False)
+    headers = [(b"host", b"bench"), (b"authorization", f"Bearer {KEY}".encode())]
+    batch = json.dumps({"account_ids": ids[:1000]}).encode()
+    cases = {
+        "bare": ("GET", BARE_PATH, [], b""),
+        "single": ("GET", f"/v1/accounts/{KNOWN_ID}/risk", [], b""),
+        "single, unknown id": ("GET", "/v1/accounts/never-seen/risk", [], b""),
+        "gateway": ("GET", "/v1/gateway/check", [(b"x-account-id", KNOWN_ID.encode())], b""),
+        "batch1000": ("POST", "/v1/accounts/risk", [(b"content-type", b"application/json")], batch),
+    }
+
+    async def measure() -> dict[str, float]:
+        await app.state.api.refresh()
+        best: dict[str, float] = {}
+        for _ in range(rounds):
+            for name, (method, path, extra, body) in cases.items():
+                scope = {
+                    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                    "method": method, "scheme": "http", "path": path,
+                    "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                    "headers": headers + extra, "client": ("127.0.0.1", 1),
+                    "server": ("127.0.0.1", 80),
+                }  # fmt: skip
+                exchange = _Exchange(body)
+                n = 200 if name == "batch1000" else 3000
+                started = time.process_time()
+                for _ in range(n):
+                    await app(dict(scope), exchange.receive, exchange.send)
+                elapsed = (time.process_time() - started) / n * 1e6
+                assert exchange.statuses <= {200, 403}, (name, exchange.statuses)
+                best[name] = min(best.get(name, elapsed), elapsed)
+        return best
+
+    return asyncio.run(measure())
 
 
 def free_port() -> int:
@@ -206,7 +269,7 @@ def parse_wrk(name: str, connections: int, output: str) -> Result:
 
 
 def lua_scripts(directory: Path, ids: list[str]) -> dict[str, Path]:
-    """wrk scripts: cycling single lookups, a fixed 1000-id batch, gateway checks, bare."""
+    """wrk scripts: cycling single lookups, gateway checks and bare requests; a 1000-id batch."""
     auth = f'wrk.headers["Authorization"] = "Bearer {KEY}"\n'
     id_table = "local ids = {" + ",".join(json.dumps(i) for i in ids) + "}\n"
     cycle = "local n = 0\nlocal function next_id()\n  n = n % #ids + 1\n  return ids[n]\nend\n"
@@ -224,7 +287,11 @@ def lua_scripts(directory: Path, ids: list[str]) -> dict[str, Path]:
         "batch": auth
         + 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
         + f"wrk.body = {json.dumps(json.dumps({'account_ids': ids[:1000]}))}\n",
-        "bare": "",
+        "bare": auth  # the same request work as a lookup for wrk, to a constant endpoint
+        + id_table
+        + cycle
+        + "request = function()\n"
+        + f'  return wrk.format("GET", "{BARE_PATH}?id=" .. next_id())\nend\n',
     }
     paths = {}
     for name, text in scripts.items():
@@ -332,6 +399,7 @@ def main() -> None:
         ]
         scripts = lua_scripts(Path(tmp), ids)
         print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores shared)")
+        cpu = cpu_per_request(url, ids)
 
         d = args.duration
         results: list[Result] = []
@@ -373,6 +441,10 @@ def main() -> None:
         print(f"load average after: {os.getloadavg()[0]:.2f}")
 
     report(best(results), swap, swap_seconds, exposition, args)
+    print("\nserver CPU per request, in-process ASGI calls (no network, uvicorn or wrk):")
+    for name, micros in cpu.items():
+        print(f"  {name:<20} {micros:8.1f} us")
+    print(f"  single/bare CPU: {cpu['bare'] / cpu['single']:.2f}")
 
 
 def report(
