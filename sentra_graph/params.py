@@ -29,7 +29,7 @@ class TemplateParams:
     max_core_distance: float = 0.15
     """A template's prompts are near-duplicates: clusters whose members' median distance to
     their ``min_samples``-th neighbour exceeds this are broad topics and become noise."""
-    batch_size: int = 50_000
+    batch_size: int = 200_000
     min_strength: float = 0.0
     """Assignments weaker than this (HDBSCAN membership strength in [0, 1]) become noise. Off
     by default: a cluster holding exact duplicates has an infinite density peak, so HDBSCAN

@@ -100,15 +100,13 @@ def assign_templates(
     Fits the template model on a bounded sample the first time, then reuses the saved model.
     Returns how many requests were assigned.
     """
-    saved = store.load_model(TEMPLATE_MODEL_NAME)
-    if saved is None:
+    model = _saved_template_model(store)
+    if model is None:
         sample = store.sample_prompts(start, end, params.templates.sample_size)
         model = TemplateModel.fit(
             sample["prompt"], sample["prompt_embedding"], params.templates, params.seed
         )
         store.save_model(TEMPLATE_MODEL_NAME, model.to_bytes(), {"sample": len(sample)})
-    else:
-        model = TemplateModel.from_bytes(saved[0])
     pending = store.count_pending_prompts(start, end)
     done = 0
     while True:
@@ -122,6 +120,19 @@ def assign_templates(
         done += len(batch)
         if progress:
             progress(f"templates {done}/{pending}")
+
+
+def _saved_template_model(store: Store) -> TemplateModel | None:
+    """The saved template model, or None when there is none or it was saved in an older
+    format (it is then refitted; ids already assigned stay as they are)."""
+    saved = store.load_model(TEMPLATE_MODEL_NAME)
+    if saved is None:
+        return None
+    try:
+        return TemplateModel.from_bytes(saved[0])
+    except ValueError as error:
+        log.warning("refitting the prompt-template model: %s", error)
+        return None
 
 
 def run_detection(
