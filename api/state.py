@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import secrets
 import time
@@ -47,6 +48,17 @@ def stored_keys(store: Store) -> dict[str, frozenset[str]]:
         except KeyConfigError as error:
             log.warning("ignoring a stored API key: %s", error)
     return keys
+
+
+def _freeze_heap() -> None:
+    """Exclude every object alive now (the snapshot, the app) from cyclic garbage collection.
+
+    Without it a full collection walks the whole heap, ~100 ms with a 100k-account snapshot,
+    and a batch lookup allocates enough to trigger one about every hundred requests (p99 of
+    in-process batches: 8.9 ms, max 117 ms; frozen: 5.2 ms, max 6.7 ms). Frozen objects are
+    still freed when their last reference goes, as an old snapshot's are.
+    """
+    gc.freeze()
 
 
 class NotReady(RuntimeError):
@@ -121,6 +133,7 @@ class ApiState:
             snapshot = self.loader.snapshot()
             self.snapshot = snapshot
             self._known_read_at = time.monotonic()
+            _freeze_heap()
             log.info(
                 "serving run %s (%d decisions, %d known accounts)",
                 snapshot.run_id,
@@ -131,6 +144,7 @@ class ApiState:
             unscored = self.loader.unscored_known(current.index)
             self.snapshot = dataclasses.replace(current, unscored_known=unscored)
             self._known_read_at = time.monotonic()
+            _freeze_heap()
 
     async def refresh(self) -> bool:
         """Poll once; return whether the store answered. Failures keep the served snapshot."""
