@@ -261,3 +261,30 @@ def test_marker_evidence_needs_the_farm_to_carry_the_same_marker() -> None:
     assert (channels["content"][:5] == 1.0).all()
     assert channels["content"][5] == 0.0
     assert (channels["reach"][:5] >= 4).all()
+
+
+def template_farm(users_in_farm: int) -> FarmInputs:
+    """A farm of ten accounts among 1000; 100 accounts use template 0, of which some members."""
+    n = 1000
+    users = np.r_[np.arange(users_in_farm), np.arange(10, 10 + 100 - users_in_farm)]
+    acc = np.repeat(users, 2)
+    part = request_entities("template", acc, np.zeros(len(acc), dtype=np.int64),
+                            np.array(["0"]), np.full(n, 2.0))  # fmt: skip
+    return FarmInputs(
+        labels=np.r_[np.zeros(10, dtype=np.int64), np.full(n - 10, -1)],
+        units=np.arange(n),
+        incidence=combine([part], n),
+        vectors=sparse.csr_matrix((n, 4)),
+        baseline=0.0,
+        created=np.full(n, np.nan),
+        markers=np.zeros((n, 3)),
+    )
+
+
+def test_a_template_nearly_all_members_use_is_evidence_when_chance_cannot_explain_it() -> None:
+    everyone = template_farm(10)  # 10 of 10 members, rate 1 in 10: chance 1e-10
+    channels = member_channels(everyone, entity_sharing(everyone, P), P)
+    assert (channels["content"][:10] == 1.0).all()
+    half = template_farm(5)  # 5 of 10 members on a template 95 outsiders use: no evidence
+    channels = member_channels(half, entity_sharing(half, P), P)
+    assert (channels["content"][:10] == 0.0).all()

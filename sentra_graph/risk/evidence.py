@@ -26,9 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
+from scipy import sparse, stats
 
 from sentra_graph.graph.entities import ENTITY_TYPES, Incidence
+from sentra_graph.graph.projection import entity_units
 from sentra_graph.params import RiskParams
 from sentra_graph.risk.timing import peer_coactivity, signup_peers
 
@@ -51,6 +52,12 @@ SIGNATURE_COVERAGE = 0.5
 """Least share of a farm's org units using a template for it to be the farm's signature."""
 SIGNATURE_EXCLUSIVE = 0.5
 """Share of a template's users inside the farm from which it fully counts as a signature."""
+UNIVERSAL_COVERAGE = 0.8
+"""Share of a farm's org units using a template for its improbability to count."""
+SURPRISE_FROM = 6.0
+"""Binomial surprise (-log10 chance) below which a universally used template is not evidence."""
+SURPRISE_SPAN = 4.0
+"""Orders of magnitude above ``SURPRISE_FROM`` at which it is full evidence."""
 
 
 @dataclass(frozen=True)
@@ -102,13 +109,34 @@ def entity_sharing(inputs: FarmInputs, params: RiskParams) -> pd.DataFrame:
     template_cut = np.maximum(
         2.0, params.template_min_share * farm_units.reindex(rows["farm"]).to_numpy()
     )
-    farm_template = (rows["units"] >= template_cut) & (
-        share_in_farm >= params.template_concentration
-    )
-    rows["shared"] = np.where(is_template, farm_template, shared)
     rows["coverage"] = rows["units"] / farm_units.reindex(rows["farm"]).to_numpy()
     rows["exclusivity"] = share_in_farm
+    rows["surprise"] = _surprise(rows, inputs, farm_units, is_template.to_numpy())
+    improbable = (rows["coverage"] >= UNIVERSAL_COVERAGE) & (rows["surprise"] >= SURPRISE_FROM)
+    farm_template = (rows["units"] >= template_cut) & (
+        (share_in_farm >= params.template_concentration) | improbable
+    )
+    rows["shared"] = np.where(is_template, farm_template, shared)
     return rows
+
+
+def _surprise(
+    rows: pd.DataFrame, inputs: FarmInputs, farm_units: pd.Series, which: np.ndarray
+) -> np.ndarray:
+    """-log10 of the chance that as many of the farm's org units use the entity if each unit
+    picked it independently at its window-wide rate (binomial tail); 0 where not computed."""
+    out = np.zeros(len(rows))
+    if not which.any():
+        return out
+    n_units = len(np.unique(inputs.units))
+    rate = entity_units(inputs.incidence, inputs.units) / max(n_units, 1)
+    sel = np.flatnonzero(which)
+    k = rows["units"].to_numpy()[sel]
+    n = farm_units.reindex(rows["farm"].to_numpy()[sel]).to_numpy()
+    p = np.clip(rate[rows["entity"].to_numpy()[sel]], 1e-12, 1.0)
+    tail = stats.binom.sf(k - 1, n, p)
+    out[sel] = -np.log10(np.maximum(tail, 1e-300))
+    return out
 
 
 def _signature_templates(rows: pd.DataFrame, n: int) -> np.ndarray:
@@ -126,9 +154,19 @@ def _signature_templates(rows: pd.DataFrame, n: int) -> np.ndarray:
 
 
 def signature_strength(rows: pd.DataFrame) -> pd.Series:
-    """Per shared-entity row: coverage x exclusivity (full at 1/2), 0 below half coverage."""
+    """Per shared-entity row: how much of a signature of its farm the entity is.
+
+    Either coverage x exclusivity (full at 1/2) for an entity half the farm uses, or, for one
+    that nearly all of it uses (coverage >= :data:`UNIVERSAL_COVERAGE`), how improbable that
+    is by chance (binomial surprise, none below :data:`SURPRISE_FROM`, full
+    :data:`SURPRISE_SPAN` orders of magnitude above): fourteen unrelated accounts all using
+    a template that one account in seventy uses is no coincidence.
+    """
     exclusive = np.clip(rows["exclusivity"] / SIGNATURE_EXCLUSIVE, 0.0, 1.0)
-    return (rows["coverage"] * exclusive).where(rows["coverage"] >= SIGNATURE_COVERAGE, 0.0)
+    shared = (rows["coverage"] * exclusive).where(rows["coverage"] >= SIGNATURE_COVERAGE, 0.0)
+    improbable = np.clip((rows["surprise"] - SURPRISE_FROM) / SURPRISE_SPAN, 0.0, 1.0)
+    universal = improbable.where(rows["coverage"] >= UNIVERSAL_COVERAGE, 0.0)
+    return np.maximum(shared, universal)
 
 
 def _per_account(rows: pd.DataFrame, kind: str, n: int, how: str) -> np.ndarray:
