@@ -208,7 +208,8 @@ def detect(
     with stages("score"):
         farms = farm_scores(channels, labels, win.units, risk)
         own = behaviour_score(templates, behaviour)
-        score, strength = account_scores(channels, labels, farms, own, risk)
+        dormant = behaviour["n_requests"].to_numpy() == 0
+        score, strength = account_scores(channels, labels, farms, own, risk, dormant)
         y = label_vector(win.account_ids, latest_labels(context.feedback))
         supervised = None
         if risk.model == "supervised":

@@ -161,6 +161,8 @@ class RiskParams:
     template_concentration: float = 0.25
     """Least share of a template's accounts inside the farm for it to count as the farm's."""
     signup_burst_minutes: float = 60.0
+    dormant_share: float = 0.9
+    """Share of its farm's score a dormant member tied to the farm by sign-up inherits."""
     behaviour_cap: float = 0.4
     """Highest score an account reaches from its own behaviour alone (no group)."""
     feedback_pull: float = 0.3

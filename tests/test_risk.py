@@ -288,3 +288,14 @@ def test_a_template_nearly_all_members_use_is_evidence_when_chance_cannot_explai
     half = template_farm(5)  # 5 of 10 members on a template 95 outsiders use: no evidence
     channels = member_channels(half, entity_sharing(half, P), P)
     assert (channels["content"][:10] == 0.0).all()
+
+
+def test_dormant_members_inherit_their_farm_through_a_sign_up_tie() -> None:
+    farm = {"payment": 1.0, "network": 1.0, "content": 1.0, "timing": 1.0}
+    frame = channel_frame([farm] * 8 + [{"network": 1.0}, {"network": 1.0}])
+    labels = np.zeros(10, dtype=np.int64)
+    farms = farm_scores(frame, labels, np.arange(10), P)
+    dormant = np.r_[np.zeros(9, dtype=bool), [True]]  # account 9 never sent a request
+    scores, _ = account_scores(frame, labels, farms, np.zeros(10), P, dormant)
+    assert scores[9] == pytest.approx(farms["score"].iloc[0] * P.dormant_share)
+    assert scores[8] < 0.5  # the same tie on an active account with nothing else: no

@@ -189,13 +189,17 @@ def account_scores(
     farms: pd.DataFrame,
     own: np.ndarray,
     params: RiskParams,
+    dormant: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-account score and membership strength.
 
     A member scores the lower of its farm's score and its own evidence (its channels against its
     peers, combined): an account hanging on to a farm by one shared IP does not inherit the
-    farm's score. Strength is its evidence relative to the farm's core. ``own`` behaviour alone
-    reaches at most ``behaviour_cap``.
+    farm's score. The exception is a *dormant* member (no request in the window: a reserve
+    signed up and kept for later), which has nothing but its sign-up to show: tied to its farm
+    by the farm's card, sign-up IP or sign-up burst, it scores the farm's score times that tie
+    times ``dormant_share``. Strength is its evidence relative to the farm's core. ``own``
+    behaviour alone reaches at most ``behaviour_cap``.
     """
     n = len(labels)
     members = labels >= 0
@@ -213,6 +217,12 @@ def account_scores(
             1.0,
         )
         score[members] = np.minimum(farm_score, mine[members])
+        if dormant is not None:
+            tie = channels[["payment", "network", "signup"]].to_numpy().max(axis=1)[members]
+            reserve = farm_score * tie * params.dormant_share
+            score[members] = np.where(
+                dormant[members], np.maximum(score[members], reserve), score[members]
+            )
     score = np.maximum(score, params.behaviour_cap * own)
     return np.clip(score, 0.0, 1.0), strength
 
