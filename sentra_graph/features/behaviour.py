@@ -91,11 +91,11 @@ def _gap_cv(acc: np.ndarray, t: np.ndarray, n: int) -> np.ndarray:
     a, ts = acc[order], t[order]
     same = a[1:] == a[:-1]
     gaps, owner = np.diff(ts)[same], a[1:][same]
-    count = np.bincount(owner, minlength=n)
-    mean = np.bincount(owner, weights=gaps, minlength=n)
+    count = np.bincount(owner, minlength=n).astype(np.float64)
+    total = np.bincount(owner, weights=gaps, minlength=n)
     sq = np.bincount(owner, weights=gaps * gaps, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = mean / count
+        mean = total / count
         std = np.sqrt(np.maximum(sq / count - mean * mean, 0.0))
         cv = std / mean
     cv[(count < 2) | ~np.isfinite(cv)] = np.nan

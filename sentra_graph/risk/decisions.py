@@ -71,6 +71,6 @@ def apply_analysts(
         decision[i] = DECISIONS[0]
         first[i] = reason
     notes: list[list[str]] = [[] for _ in range(len(score))]
-    for i in np.flatnonzero((pull_weight * pull >= MIN_PULL_NOTE) & ~confirmed):
-        notes[i].append(f"linked to analyst-confirmed farm accounts ({pull[i]:.0%} pull)")
+    for j in np.flatnonzero((pull_weight * pull >= MIN_PULL_NOTE) & ~confirmed):
+        notes[j].append(f"linked to analyst-confirmed farm accounts ({pull[j]:.0%} pull)")
     return Verdicts(score, decision, first, notes)

@@ -72,7 +72,7 @@ def _strongest(
     sel = rows[mask].assign(rank=(rows["volume"] if by is None else by)[mask])
     sel = sel.sort_values("rank", ascending=False, kind="stable").drop_duplicates("account")
     acc = sel["account"].to_numpy()
-    out = {"entity": np.full(n, -1, dtype=np.int64)}
+    out: dict[str, np.ndarray] = {"entity": np.full(n, -1, dtype=np.int64)}
     out["entity"][acc] = sel["entity"].to_numpy()
     for column in ("members", "units", "volume", "coverage", "exclusivity", "rank"):
         out[column] = np.zeros(n)
