@@ -109,10 +109,7 @@ def assign_templates(
         store.save_model(TEMPLATE_MODEL_NAME, model.to_bytes(), {"sample": len(sample)})
     pending = store.count_pending_prompts(start, end)
     done = 0
-    while True:
-        batch = store.pending_prompts(start, end, params.templates.batch_size)
-        if batch.empty:
-            return done
+    for batch in store.iter_pending_prompts(start, end, params.templates.batch_size):
         ids = model.assign(batch["prompt"], batch["prompt_embedding"])
         store.set_template_ids(
             pd.DataFrame({"request_id": batch["request_id"], "template_id": ids})
@@ -120,6 +117,7 @@ def assign_templates(
         done += len(batch)
         if progress:
             progress(f"templates {done}/{pending}")
+    return done
 
 
 def _saved_template_model(store: Store) -> TemplateModel | None:

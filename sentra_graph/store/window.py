@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from collections.abc import Iterator
 
 import pandas as pd
 import sqlalchemy as sa
@@ -88,31 +89,52 @@ class WindowMixin(StoreCore):
     def _adbc_frame(self, sql: str, params: dict) -> pd.DataFrame:
         import adbc_driver_postgresql.dbapi as adbc
 
-        # ADBC binds positionally ($1, $2, ...); names are replaced in a fixed order.
-        names = sorted(params, key=sql.find)
-        positional = sql
-        for i, name in enumerate(names, start=1):
-            positional = positional.replace(f":{name}", f"${i}")
+        positional, values = _positional(sql, params)
         with adbc.connect(self.libpq_url) as conn, conn.cursor() as cur:
-            cur.execute(positional, parameters=tuple(params[n] for n in names))
+            cur.execute(positional, parameters=values)
             table = cur.fetch_arrow_table()
         return table.to_pandas()
 
     # ---- per-request derived features --------------------------------------------------
-    def pending_prompts(self, start: dt.datetime, end: dt.datetime, limit: int) -> pd.DataFrame:
-        """Requests of the window whose template is not assigned yet: request_id, prompt,
-        prompt_embedding (JSON text). At most ``limit`` rows, oldest first."""
-        r = t.requests
-        query = (
-            sa.select(r.c.request_id, r.c.prompt, r.c.prompt_embedding)
-            .where(r.c.template_id.is_(None), r.c.ts >= start, r.c.ts < end)
-            .order_by(r.c.ts)
-            .limit(limit)
+    def iter_pending_prompts(
+        self, start: dt.datetime, end: dt.datetime, batch_rows: int
+    ) -> Iterator[pd.DataFrame]:
+        """Stream the window's requests whose template is not assigned yet, in batches of about
+        ``batch_rows``: request_id, prompt, prompt_embedding (JSON text).
+
+        One query is streamed (ADBC record batches on PostgreSQL), so a large backlog is read
+        once, not rescanned batch after batch; assignments may be written while it streams.
+        """
+        sql = (
+            "SELECT request_id, prompt, prompt_embedding FROM requests "
+            "WHERE template_id IS NULL AND ts >= :start AND ts < :end"
         )
-        with self.connect() as conn:
-            return pd.DataFrame(
-                conn.execute(query).all(), columns=["request_id", "prompt", "prompt_embedding"]
-            )
+        params = {"start": start, "end": end}
+        if not self.is_postgres:
+            with self.connect() as conn:
+                pending = pd.read_sql(sa.text(sql), conn, params=_sqlite_params(params))
+            for first in range(0, len(pending), batch_rows):
+                yield pending.iloc[first : first + batch_rows].reset_index(drop=True)
+            return
+        import adbc_driver_postgresql.dbapi as adbc
+        import pyarrow as pa
+
+        positional, values = _positional(sql, params)
+        with adbc.connect(self.libpq_url) as conn, conn.cursor() as cur:
+            cur.execute(positional, parameters=values)
+            reader = cur.fetch_record_batch()
+            buffered: list[pa.RecordBatch] = []
+            rows = 0
+            for record_batch in reader:
+                buffered.append(record_batch)
+                rows += record_batch.num_rows
+                if rows >= batch_rows:
+                    table = pa.Table.from_batches(buffered)
+                    for first in range(0, table.num_rows, batch_rows):
+                        yield table.slice(first, batch_rows).to_pandas()
+                    buffered, rows = [], 0
+            if rows:
+                yield pa.Table.from_batches(buffered).to_pandas()
 
     def count_pending_prompts(self, start: dt.datetime, end: dt.datetime) -> int:
         r = t.requests
@@ -170,6 +192,18 @@ class WindowMixin(StoreCore):
                     "UPDATE requests r SET template_id = s.template_id FROM _tpl s "
                     "WHERE r.request_id = s.request_id"
                 )
+
+
+def _positional(sql: str, params: dict) -> tuple[str, tuple]:
+    """ADBC binds positionally ($1, $2, ...): rewrite ``:name`` markers in a fixed order.
+
+    >>> _positional("a >= :start AND a < :end", {"end": 2, "start": 1})
+    ('a >= $1 AND a < $2', (1, 2))
+    """
+    names = sorted(params, key=sql.find)
+    for i, name in enumerate(names, start=1):
+        sql = sql.replace(f":{name}", f"${i}")
+    return sql, tuple(params[n] for n in names)
 
 
 def _sqlite_params(params: dict) -> dict:
