@@ -155,6 +155,7 @@ def cpu_per_request(url: str, ids: list[str], rounds: int = 5) -> dict[str, floa
     """Server CPU per request in microseconds: ASGI calls in this process, without network,
     uvicorn or wrk (best of ``rounds``), so other load on the machine matters little."""
     app = bench_app(url, metrics=True, isolate_loads=False)
+    plain = bench_app(url, metrics=False, isolate_loads=False)
     headers = [(b"host", b"bench"), (b"authorization", f"Bearer {KEY}".encode())]
     batch = json.dumps({"account_ids": ids[:1000]}).encode()
     cases = {
@@ -163,10 +164,12 @@ def cpu_per_request(url: str, ids: list[str], rounds: int = 5) -> dict[str, floa
         "single, unknown id": ("GET", "/v1/accounts/never-seen/risk", [], b""),
         "gateway": ("GET", "/v1/gateway/check", [(b"x-account-id", KNOWN_ID.encode())], b""),
         "batch1000": ("POST", "/v1/accounts/risk", [(b"content-type", b"application/json")], batch),
+        "single, no metrics": ("GET", f"/v1/accounts/{KNOWN_ID}/risk", [], b""),
     }
 
     async def measure() -> dict[str, float]:
         await app.state.api.refresh()
+        await plain.state.api.refresh()
         best: dict[str, float] = {}
         for _ in range(rounds):
             for name, (method, path, extra, body) in cases.items():
@@ -178,10 +181,11 @@ def cpu_per_request(url: str, ids: list[str], rounds: int = 5) -> dict[str, floa
                     "server": ("127.0.0.1", 80),
                 }  # fmt: skip
                 exchange = _Exchange(body)
+                target = plain if name.endswith("no metrics") else app
                 n = 200 if name == "batch1000" else 3000
                 started = time.process_time()
                 for _ in range(n):
-                    await app(dict(scope), exchange.receive, exchange.send)
+                    await target(dict(scope), exchange.receive, exchange.send)
                 elapsed = (time.process_time() - started) / n * 1e6
                 assert exchange.statuses <= {200, 403}, (name, exchange.statuses)
                 best[name] = min(best.get(name, elapsed), elapsed)
@@ -445,6 +449,7 @@ def main() -> None:
     for name, micros in cpu.items():
         print(f"  {name:<20} {micros:8.1f} us")
     print(f"  single/bare CPU: {cpu['bare'] / cpu['single']:.2f}")
+    print(f"  metrics cost: {cpu['single'] / cpu['single, no metrics'] - 1:+.1%} of a lookup's CPU")
 
 
 def report(
