@@ -142,6 +142,9 @@ class RiskParams:
         ("signup",),
     )
     """Channels grouped into independent signals (a group counts once, by its strongest)."""
+    colocated: tuple[str, ...] = ("network", "timing", "signup")
+    """Groups (named by their first channel) a co-located legitimate cohort shares: one signal,
+    two only when all agree."""
     channel_weights: tuple[float, ...] = (0.4, 0.52, 0.25, 0.15, 0.1)
     """Weights of the strongest, second, third... channel present."""
     channel_full: float = 0.6

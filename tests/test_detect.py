@@ -343,3 +343,19 @@ def test_an_empty_window_gives_empty_results() -> None:
     accounts, requests = build_window().frames()
     result = detect(accounts.iloc[:0], requests.iloc[:0], context())
     assert result.decisions.empty and result.clusters.empty and result.memberships.empty
+
+
+def test_a_class_signing_up_together_on_campus_is_not_a_farm() -> None:
+    # the campus accounts sign up within half an hour from the campus network: a shared place
+    # and a shared moment are one coincidence, not a conjunction of independent signals
+    w = build_window()
+    burst = END - dt.timedelta(days=20)
+    for account in w.accounts:
+        if account["account_id"].startswith("campus"):
+            minute = int(account["account_id"].split("-")[1])
+            account["created_at"] = burst + dt.timedelta(minutes=minute)
+            account["signup_ip"] = "100.64.0.1"
+    accounts, requests = w.frames()
+    d = by_kind(w, detect(accounts, requests, context()))
+    assert not (d.loc[d["kind"] == "campus", "decision"] == "block").any()
+    assert (d.loc[d["kind"] == "farm", "decision"] == "block").all()

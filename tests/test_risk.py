@@ -299,3 +299,9 @@ def test_dormant_members_inherit_their_farm_through_a_sign_up_tie() -> None:
     scores, _ = account_scores(frame, labels, farms, np.zeros(10), P, dormant)
     assert scores[9] == pytest.approx(farms["score"].iloc[0] * P.dormant_share)
     assert scores[8] < 0.5  # the same tie on an active account with nothing else: no
+
+
+def test_network_and_sign_up_burst_alone_are_one_coincidence() -> None:
+    assert score_of({"network": 1.0, "signup": 1.0}, 30) < 0.5
+    assert score_of({"network": 1.0, "signup": 1.0, "timing": 1.0}, 30) >= 0.8
+    assert score_of({"network": 1.0, "signup": 1.0, "payment": 1.0}, 30) >= 0.8

@@ -26,6 +26,7 @@ __all__ = [
     "DECISIONS",
     "account_scores",
     "behaviour_score",
+    "colocation",
     "combine",
     "decide",
     "diversity_factor",
@@ -65,9 +66,33 @@ def independent(channels: np.ndarray, groups: tuple[tuple[str, ...], ...]) -> np
     return np.column_stack([channels[:, [index[c] for c in group]].max(axis=1) for group in groups])
 
 
+def colocation(signals: np.ndarray, columns: list[int]) -> np.ndarray:
+    """Where-and-when signals (shared network, synchronised timing, sign-up burst) of a
+    co-located cohort count as one signal, and as two only when all of them agree.
+
+    A class signing up together from the campus network shares a place and a moment; that is
+    one coincidence, not two independent ones. The strongest of ``columns`` stays, the
+    weakest becomes the second signal, the others are dropped.
+
+    >>> colocation(np.array([[1.0, 0.9, 0.8, 0.0], [1.0, 1.0, 0.0, 1.0]]), [0, 1, 2]).tolist()
+    [[1.0, 0.8, 0.0, 0.0], [1.0, 0.0, 0.0, 1.0]]
+    """
+    if len(columns) < 2:
+        return signals
+    out = signals.copy()
+    ordered = -np.sort(-signals[:, columns], axis=1)
+    out[:, columns] = 0.0
+    out[:, columns[0]] = ordered[:, 0]
+    out[:, columns[1]] = ordered[:, -1]
+    return out
+
+
 def _combine(channels: np.ndarray, params: RiskParams) -> np.ndarray:
+    signals = independent(channels, params.channel_groups)
+    first = [group[0] for group in params.channel_groups]
+    columns = [first.index(name) for name in params.colocated if name in first]
     return combine(
-        independent(channels, params.channel_groups),
+        colocation(signals, columns),
         params.channel_weights,
         params.channel_full,
         params.channel_floor,
