@@ -70,7 +70,6 @@ class GraphParams:
     w_device: float = 0.1
     w_tls: float = 0.1
     w_template: float = 0.3
-    w_lockstep: float = 0.8
     rarity_power: float = 0.5
     max_degree: int = 800
     min_entity_weight: float = 0.02
@@ -129,9 +128,11 @@ class ClusterParams:
 class RiskParams:
     """Farm and account scoring.
 
-    A farm's evidence channels (payment, network, device, content, timing, sign-up) are each in
-    [0, 1]; sorted strongest first they are combined with ``channel_weights`` so that no single
-    shared attribute can reach the block threshold on its own.
+    Each member's evidence channels (payment, network, device, content, timing, sign-up) are
+    in [0, 1]; reduced to independent signals (``channel_groups``, ``colocated``) and sorted
+    strongest first they are combined with ``channel_weights``, so that no single shared
+    attribute reaches review on its own and a block takes a conjunction; farms are scored on
+    the members that each show it (see :func:`sentra_graph.risk.scoring.farm_scores`).
     """
 
     channel_groups: tuple[tuple[str, ...], ...] = (
@@ -154,9 +155,9 @@ class RiskParams:
     size_mid: float = 4.0
     """Group size at which the size factor is one half (families are 2-4 accounts)."""
     size_width: float = 0.5
+    """Steepness of the logistic size factor (0.88 at ``size_mid`` + 1, 0.02 at 2)."""
     size_cap: int = 8
     """Group size beyond which the size factor no longer grows (it is ~1 there)."""
-    """Steepness of the logistic size factor (0.88 at ``size_mid`` + 1, 0.02 at 2)."""
     ip_concentration: float = 0.3
     """Least share of an IP's / device's accounts inside the farm for it to count as shared."""
     template_min_share: float = 0.3
@@ -164,6 +165,7 @@ class RiskParams:
     template_concentration: float = 0.25
     """Least share of a template's accounts inside the farm for it to count as the farm's."""
     signup_burst_minutes: float = 60.0
+    """Accounts created within this of each other count as one sign-up burst."""
     dormant_share: float = 0.9
     """Share of its farm's score a dormant member tied to the farm by sign-up inherits."""
     behaviour_cap: float = 0.4
@@ -178,6 +180,8 @@ class RiskParams:
 
 @dataclass(frozen=True)
 class EngineParams:
+    """Every knob of a detection run, recorded with the run (:meth:`as_dict`)."""
+
     seed: int = 0
     templates: TemplateParams = field(default_factory=TemplateParams)
     behaviour: BehaviourParams = field(default_factory=BehaviourParams)
