@@ -2,13 +2,13 @@
 
 Measured on 100k accounts: building a snapshot takes seconds of CPU (reading the decisions,
 encoding every answer), and done on a thread of the server it pushed lookup p99 from ~11 ms
-to ~250 ms while it lasted. A spawned worker process (started on the first load, kept) does
-that work; the server only unpacks a few large buffers, pausing between chunks.
+to ~250 ms while it lasted. A spawned worker process does that work and exits (no idle
+worker holds its ~130-200 MB between loads; starting one takes a second or two, loads are
+rare); the server only unpacks a few large buffers, pausing between chunks.
 """
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 import signal
@@ -16,15 +16,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from multiprocessing.process import BaseProcess
 from typing import TypeVar
 
 from api.snapshot import Snapshot, in_store_at, read_known, read_packed, unpack, unscored_set
 from sentra_graph.store import SQLITE, Store
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -64,26 +61,26 @@ class SnapshotLoader:
         self.isolated = isolated and not is_in_memory(store)
         self._url = store.engine.url.render_as_string(hide_password=False)
         self._executor: ProcessPoolExecutor | None = None
+        self._closed = False
         self._lock = threading.Lock()
 
     def _read(self, read: Callable[[Store], T]) -> T:
         if not self.isolated:
             return read(self.store)
         with self._lock:
-            if self._executor is None:
-                self._executor = ProcessPoolExecutor(
-                    max_workers=1,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_worker_init,
-                )
-            executor = self._executor
+            if self._closed:
+                raise RuntimeError("the server is shutting down")
+            executor = self._executor = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+            )
         try:
             return executor.submit(partial(in_store_at, self._url, read)).result()
-        except BrokenProcessPool:
-            log.warning("the snapshot worker process died; a new one starts at the next load")
+        finally:
             with self._lock:
                 self._executor = None
-            raise
+            executor.shutdown(wait=False)
 
     def snapshot(self) -> Snapshot:
         """The store's served run as a new snapshot (blocking: call from a worker thread)."""
@@ -94,7 +91,8 @@ class SnapshotLoader:
         return unscored_set(self._read(read_known), index, pause=_yield_gil)
 
     def shutdown(self) -> None:
+        """Let a load in progress finish in its worker; none starts after this."""
         with self._lock:
-            executor, self._executor = self._executor, None
+            executor, self._executor, self._closed = self._executor, None, True
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
