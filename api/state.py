@@ -1,8 +1,9 @@
 """The API's process state: settings, store, the served snapshot, keys, metrics, run launcher.
 
-:meth:`ApiState.refresh_forever` polls the store every ``refresh_seconds``; when a newer run is
-published it builds the next snapshot in a worker thread and swaps it in with one assignment,
-so lookups in flight keep the snapshot they started with.
+:meth:`ApiState.refresh_forever` polls the store every ``refresh_seconds`` from a worker thread;
+when a newer run is published it has the next snapshot built in a worker process
+(:mod:`api.loader`) and swaps it in with one assignment, so lookups in flight keep the snapshot
+they started with.
 """
 
 from __future__ import annotations
@@ -87,7 +88,6 @@ class ApiState:
         self.loader = SnapshotLoader(store, isolated=isolate_loads)
         self.keyring = KeyRing(self.configured_keys)
         self.metrics = Metrics(lambda: self.snapshot)
-        self.last_error: str | None = None
         self._known_read_at = 0.0
 
     @property
@@ -152,11 +152,13 @@ class ApiState:
             await asyncio.to_thread(self._poll)
         except Exception as error:  # an unreachable store must not stop the poller
             first_line = (str(error).splitlines() or [""])[0][:200]
-            self.last_error = f"{type(error).__name__}: {first_line}"
             self.metrics.refresh_failures.inc()
-            log.warning("store poll failed, still serving the last snapshot: %s", self.last_error)
+            log.warning(
+                "store poll failed, still serving the last snapshot: %s: %s",
+                type(error).__name__,
+                first_line,
+            )
             return False
-        self.last_error = None
         return True
 
     async def refresh_forever(self) -> None:
