@@ -50,6 +50,7 @@ def create_app(
     insecure_dev: bool = False,
     run_command: Sequence[str] | None = None,
     isolate_loads: bool = True,
+    freeze_heap: bool = True,
 ) -> FastAPI:
     """Build the API over ``store`` (default: the configured one).
 
@@ -58,6 +59,8 @@ def create_app(
     :param run_command: what ``POST /v1/runs`` starts (default ``python -m sentra_graph run``).
     :param isolate_loads: build snapshots in a worker process (False: in a thread, which is
         quicker to start and fine for small stores and tests).
+    :param freeze_heap: after each snapshot swap, collect garbage and freeze the heap so later
+        collections skip it (False for an app sharing its process, e.g. with other tests).
     :raises ConfigError: ``SENTRA_API_KEYS`` is malformed, or empty without ``insecure_dev``.
     """
     settings = settings or get_settings()
@@ -73,7 +76,13 @@ def create_app(
         )
     launcher = RunLauncher(store, run_command, child_env(settings, store))
     state = ApiState(
-        settings, store, configured, launcher, insecure=not configured, isolate_loads=isolate_loads
+        settings,
+        store,
+        configured,
+        launcher,
+        insecure=not configured,
+        isolate_loads=isolate_loads,
+        freeze_heap=freeze_heap,
     )
 
     @asynccontextmanager

@@ -16,10 +16,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
+from fastapi import FastAPI
 
+from api.app import create_app
 from api.auth import hash_key
 from sentra_graph.config import Settings, load_settings
 from sentra_graph.store import Store
@@ -88,6 +91,11 @@ def publish(
     store.start_run(run_id, *WINDOW, params={})
     store.write_results(run_id, clusters, memberships, frame)
     store.publish_run(run_id, timings={"total": 1.0}, stats={}, expiry=dt.timedelta(days=30))
+
+
+def in_process_app(settings: Settings, **options: Any) -> FastAPI:
+    """The app for a test process: snapshots built in a thread, the heap left unfrozen."""
+    return create_app(settings, isolate_loads=False, freeze_heap=False, **options)
 
 
 def settings_for(url: str, **overrides: object) -> Settings:

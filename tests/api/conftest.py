@@ -14,6 +14,7 @@ from api_support import (
     RUN1_EVIDENCE,
     LiveServer,
     add_accounts,
+    in_process_app,
     publish,
     settings_for,
     start_server,
@@ -22,7 +23,6 @@ from api_support import (
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from sentra_graph.store import open_store
 
 
@@ -44,11 +44,10 @@ def db_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def app(db_url: str) -> FastAPI:
-    """The app in-process; snapshots load in a thread (the real server tests use a process)."""
-    return create_app(
-        settings_for(db_url),
-        run_command=[sys.executable, "-c", "print('run done')"],
-        isolate_loads=False,
+    """The app in-process; snapshots load in a thread (the real server tests use a process),
+    and the test process's heap is not frozen (the real servers' is)."""
+    return in_process_app(
+        settings_for(db_url), run_command=[sys.executable, "-c", "print('run done')"]
     )
 
 

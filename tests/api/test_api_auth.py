@@ -5,7 +5,15 @@ from __future__ import annotations
 import logging
 
 import pytest
-from api_support import ADMIN_KEY, ANALYST_KEY, API_KEYS, GATEWAY_KEY, auth, settings_for
+from api_support import (
+    ADMIN_KEY,
+    ANALYST_KEY,
+    API_KEYS,
+    GATEWAY_KEY,
+    auth,
+    in_process_app,
+    settings_for,
+)
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -164,7 +172,7 @@ def test_the_server_refuses_to_start_without_keys(db_url: str) -> None:
 def test_insecure_dev_mode_is_open_and_says_so(
     db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = create_app(settings_for(db_url, api_keys=""), insecure_dev=True, isolate_loads=False)
+    app = in_process_app(settings_for(db_url, api_keys=""), insecure_dev=True)
     with caplog.at_level(logging.WARNING), TestClient(app) as client:
         lookup = client.get("/v1/accounts/a1/risk")
         keys = client.get("/v1/keys")
@@ -176,7 +184,7 @@ def test_insecure_dev_mode_is_open_and_says_so(
 
 
 def test_insecure_dev_flag_does_not_open_a_server_that_has_keys(db_url: str) -> None:
-    app = create_app(settings_for(db_url), insecure_dev=True, isolate_loads=False)
+    app = in_process_app(settings_for(db_url), insecure_dev=True)
     with TestClient(app) as client:
         response = client.get("/v1/clusters")
     assert response.status_code == 401

@@ -10,10 +10,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from api_support import ADMIN_KEY, auth, settings_for, wait_ready
+from api_support import ADMIN_KEY, auth, in_process_app, settings_for, wait_ready
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.runs import RUN_JOB, RUN_LOCK
 from sentra_graph.store import open_store
 
@@ -24,7 +23,7 @@ FAILING_RUN = [sys.executable, "-c", "import sys; sys.exit('the window is empty'
 @contextmanager
 def serving(db_url: str, command: list[str] | None) -> Iterator[TestClient]:
     """The app in-process, starting ``command`` for each run (None: the real one)."""
-    app = create_app(settings_for(db_url), run_command=command, isolate_loads=False)
+    app = in_process_app(settings_for(db_url), run_command=command)
     with TestClient(app) as client:
         wait_ready(client.get)
         yield client

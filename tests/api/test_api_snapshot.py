@@ -19,6 +19,7 @@ from api_support import (
     RUN1_DECISIONS,
     add_accounts,
     auth,
+    in_process_app,
     publish,
     settings_for,
     start_server,
@@ -26,7 +27,6 @@ from api_support import (
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.schemas import RiskResult
 from api.snapshot import CHUNK, Snapshot, build_snapshot, pack, unpack
 from sentra_graph.store import Store, open_store
@@ -142,7 +142,7 @@ def test_lookups_never_touch_the_database(client: TestClient, app: FastAPI) -> N
 
 def test_not_ready_until_the_store_answers(tmp_path: Path) -> None:
     settings = settings_for("postgresql://nobody@127.0.0.1:1/none")
-    app = create_app(settings)
+    app = in_process_app(settings)
     with TestClient(app) as client:
         time.sleep(REFRESH_SECONDS)
         ready = client.get("/readyz")
