@@ -212,7 +212,7 @@ def test_snapshot_swaps_atomically_while_requests_are_in_flight(
         time.sleep(1.0)
         publish(open_store(db_url), RUN2, RUN2_DECISIONS)
         published = time.monotonic()
-        deadline = published + REFRESH_SECONDS + 5
+        deadline = published + REFRESH_SECONDS + 12
         while time.monotonic() < deadline and not any(a[3] == RUN2 for a in answers):
             time.sleep(0.05)
         time.sleep(0.5)
@@ -229,5 +229,7 @@ def test_snapshot_swaps_atomically_while_requests_are_in_flight(
         expected = BEFORE[run]  # type: ignore[index]
         assert decisions in (expected, expected[1:])  # a batch (a1, a3) or a single a3
     first_new = min(done for _, done, _, run, _ in answers if run == RUN2)
-    assert first_new - published <= REFRESH_SECONDS + 2.0
+    # The snapshot is built in a worker process: a poll interval plus a build that takes a few
+    # seconds on a loaded 2-core machine, within the contract's 10 s.
+    assert first_new - published <= REFRESH_SECONDS + 9.0
     assert all(run == RUN2 for started, _, _, run, _ in answers if started > first_new)
