@@ -127,14 +127,9 @@ def _job(row: Mapping[str, Any]) -> JobInfo:
     )
 
 
-JOB_SEARCH_DEPTH = 1000
-"""How far back in the job history a job id is looked for."""
-
-
 def get_job(store: Store, job_id: int) -> JobInfo | None:
-    history = store.job_history(JOB_SEARCH_DEPTH)
-    rows = records(history[history["job_run_id"].astype("int64") == job_id])
-    return _job(rows[0]) if rows else None
+    row = store.get_job(job_id)
+    return _job(row) if row else None
 
 
 def allow_entries(store: Store) -> AllowList:

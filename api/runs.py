@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 
 from sentra_graph.config import ENV_PREFIX, Settings
 from sentra_graph.store import Store
+from sentra_graph.store.locks import DETECTION_RUN_LOCK
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,9 @@ def _tail(data: bytes | None) -> str:
     return (data or b"").decode("utf-8", "replace")[-OUTPUT_TAIL:].strip()
 
 
-RUN_LOCK = "detection-run"
-"""The store lock every detection run holds (``sentra_graph.pipeline.RUN_LOCK``; that module
-is not imported here, it loads the whole engine into the server)."""
+RUN_LOCK = DETECTION_RUN_LOCK
+"""The store lock every detection run holds (the pipeline module is not imported here: it
+loads the whole engine into the server)."""
 
 
 def _lock_is_free(store: Store) -> bool:

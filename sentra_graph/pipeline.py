@@ -21,11 +21,12 @@ from sentra_graph.detect import DetectContext, Detection, detect
 from sentra_graph.features.prompts import TemplateModel
 from sentra_graph.params import EngineParams
 from sentra_graph.store import Store
+from sentra_graph.store.locks import DETECTION_RUN_LOCK
 
 log = logging.getLogger(__name__)
 
 TEMPLATE_MODEL_NAME = "prompt-templates"
-RUN_LOCK = "detection-run"
+RUN_LOCK = DETECTION_RUN_LOCK
 _WINDOW_EPSILON = dt.timedelta(microseconds=1)
 
 

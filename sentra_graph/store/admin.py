@@ -110,6 +110,14 @@ class AdminMixin(StoreCore):
                 columns=list(j.c.keys()),
             )
 
+    def get_job(self, job_run_id: int) -> dict | None:
+        """One job execution (job_run_id, job, started_at, finished_at, status, error,
+        details), or None."""
+        j = t.job_history
+        with self.connect() as conn:
+            row = conn.execute(sa.select(j).where(j.c.job_run_id == job_run_id)).mappings().first()
+        return dict(row) if row else None
+
     # ---- saved models --------------------------------------------------------------------
     def save_model(self, name: str, blob: bytes, meta: dict | None = None) -> None:
         with self.begin() as conn:

@@ -115,6 +115,10 @@ def _process_lock(name: str) -> Iterator[bool]:
         lock.release()
 
 
+DETECTION_RUN_LOCK = "detection-run"
+"""The lock every detection run holds: runs never overlap, even across processes."""
+
+
 class LocksMixin(StoreCore):
     def run_lock(self, name: str) -> AbstractContextManager[bool]:
         """Try to take the cross-process lock ``name``, without waiting.
