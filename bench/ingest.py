@@ -222,7 +222,6 @@ def child_copy(path: str, url: str, indexed: bool) -> dict:
         conn.execute(f"CREATE TABLE bench_plain ({COLUMNS}{key})")
         if indexed:
             conn.execute("CREATE INDEX ON bench_plain (ts)")
-            conn.execute("CREATE INDEX ON bench_plain (account_id, ts)")
         conn.execute("CHECKPOINT")
         server, cpu = _server_cpu(url), _own_cpu()
         started = time.perf_counter()
