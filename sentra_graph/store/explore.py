@@ -17,22 +17,9 @@ import sqlalchemy as sa
 
 from sentra_graph.store import schema as t
 from sentra_graph.store.core import StoreCore, as_utc
+from sentra_graph.store.window import WINDOW_REQUEST_COLUMNS
 
-EXPLORE_REQUEST_COLUMNS = [
-    "request_id",
-    "ts",
-    "account_id",
-    "ip",
-    "api_key_id",
-    "user_agent",
-    "tls_fingerprint",
-    "model",
-    "prompt_tokens",
-    "completion_tokens",
-    "status",
-    "markers",
-    "template_id",
-]
+EXPLORE_REQUEST_COLUMNS = ["request_id", *WINDOW_REQUEST_COLUMNS]
 """Columns of :meth:`ExploreMixin.account_requests` (plus ``prompt`` when asked for)."""
 
 ACCOUNT_ENTITY_COLUMNS = ("payment_fingerprint", "signup_ip", "org_id", "email_domain")
