@@ -68,12 +68,12 @@ def _print_farms(store: Store, summary: RunSummary, truth: pd.DataFrame, console
 _EVALUATION_COLUMNS = {
     "role": "role",
     "kind": "kind",
-    "accounts": "accounts",
-    "blocked": "blocked",
-    "review_or_block": "review+block",
-    "precision_block": "precision@block",
-    "recall_block": "recall@block",
-    "recall_review": "recall@review",
+    "accounts": "n",
+    "blocked": "block",
+    "review_or_block": "rev+blk",
+    "precision_block": "prec@blk",
+    "recall_block": "rec@blk",
+    "recall_review": "rec@rev",
 }
 
 

@@ -277,17 +277,25 @@ class Explainer:
         }
 
 
+def _group_line(size: int, org_units: int) -> str:
+    """The group's size and how many independent owners it has (an account without an org
+    is its own owner): a farm hides one owner behind many."""
+    if org_units == size:
+        return f"{size} accounts, no two in the same org"
+    return f"{size} accounts from {org_units} unrelated orgs or accounts"
+
+
 def farm_reasons(evidence: dict) -> list[str]:
     """Reasons of a farm, strongest channel first, from its evidence dictionary.
 
     >>> ev = {"size": 3, "org_units": 3, "channels": dict.fromkeys(CHANNELS, 0.0)}
     >>> farm_reasons(ev)
-    ['3 accounts in 3 orgs']
+    ['3 accounts, no two in the same org']
+    >>> farm_reasons({**ev, "org_units": 2})
+    ['3 accounts from 2 unrelated orgs or accounts']
     """
     ch = evidence["channels"]
-    lines: list[tuple[float, str]] = [
-        (2.0, f"{evidence['size']} accounts in {evidence['org_units']} orgs")
-    ]
+    lines: list[tuple[float, str]] = [(2.0, _group_line(evidence["size"], evidence["org_units"]))]
     cards = evidence.get("payment_fingerprints", [])
     if ch["payment"] >= MIN_CHANNEL and cards:
         c = cards[0]
