@@ -7,9 +7,15 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from sentra_graph.config import Settings
+    from sentra_graph.store import Store
 
 app = typer.Typer(
     name="sentra-graph",
@@ -49,13 +55,13 @@ class AllowKind(StrEnum):
     ip = "ip"
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from sentra_graph.config import get_settings
 
     return get_settings()
 
 
-def _store(require_schema: bool = True):  # type: ignore[no-untyped-def]
+def _store(require_schema: bool = True) -> Store:
     from sentra_graph.store import open_store
 
     store = open_store(_settings().database_url)
@@ -64,7 +70,7 @@ def _store(require_schema: bool = True):  # type: ignore[no-untyped-def]
     return store
 
 
-def _console():  # type: ignore[no-untyped-def]
+def _console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True)

@@ -31,7 +31,9 @@ class AdminMixin(StoreCore):
                     created_at=utcnow(),
                 )
             )
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     def feedback_labels(self) -> pd.DataFrame:
         """The latest label per account: account_id, label, note, author, created_at."""
@@ -83,7 +85,9 @@ class AdminMixin(StoreCore):
                     job=job, started_at=utcnow(), status="running", details=details
                 )
             )
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     def job_finished(
         self, job_run_id: int, status: str, error: str | None = None, details: dict | None = None

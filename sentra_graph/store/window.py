@@ -182,6 +182,7 @@ class WindowMixin(StoreCore):
         assigned[["request_id", "template_id"]].to_csv(buffer, index=False, header=False)
         with self.begin() as conn:
             raw = conn.connection.driver_connection
+            assert raw is not None
             with raw.cursor() as cur:
                 cur.execute(
                     "CREATE TEMP TABLE _tpl (request_id text, template_id integer) ON COMMIT DROP"
