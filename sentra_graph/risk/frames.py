@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from sentra_graph.risk.evidence import CHANNELS
-from sentra_graph.risk.reasons import Explainer, farm_reasons
+from sentra_graph.risk.reasons import Explainer, farm_reasons, group_line
 from sentra_graph.risk.scoring import decide
 
 __all__ = [
@@ -91,9 +91,9 @@ def _account_lines(
         label = s.labels[i]
         if label >= 0:
             noun = "farm" if score[label] >= block else "group"
+            group = group_line(int(size[label]), int(units[label]))
             lines.append(
-                f"member of {noun} {cluster_of[i]}: {int(size[label])} accounts in "
-                f"{int(units[label])} orgs, {noun} score {score[label]:.2f}"
+                f"member of {noun} {cluster_of[i]}: {group}, {noun} score {score[label]:.2f}"
             )
             lines.extend(explainer.account(i, noun))
         if s.own[i] >= OWN_REASON:

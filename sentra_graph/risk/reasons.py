@@ -277,9 +277,13 @@ class Explainer:
         }
 
 
-def _group_line(size: int, org_units: int) -> str:
+def group_line(size: int, org_units: int) -> str:
     """The group's size and how many independent owners it has (an account without an org
-    is its own owner): a farm hides one owner behind many."""
+    is its own owner): a farm hides one owner behind many.
+
+    >>> group_line(4, 2)
+    '4 accounts from 2 unrelated orgs or accounts'
+    """
     if org_units == size:
         return f"{size} accounts, no two in the same org"
     return f"{size} accounts from {org_units} unrelated orgs or accounts"
@@ -295,7 +299,7 @@ def farm_reasons(evidence: dict) -> list[str]:
     ['3 accounts from 2 unrelated orgs or accounts']
     """
     ch = evidence["channels"]
-    lines: list[tuple[float, str]] = [(2.0, _group_line(evidence["size"], evidence["org_units"]))]
+    lines: list[tuple[float, str]] = [(2.0, group_line(evidence["size"], evidence["org_units"]))]
     cards = evidence.get("payment_fingerprints", [])
     if ch["payment"] >= MIN_CHANNEL and cards:
         c = cards[0]
