@@ -108,7 +108,6 @@ def assign_templates(
             sample["prompt"], sample["prompt_embedding"], params.templates, params.seed
         )
         store.save_model(TEMPLATE_MODEL_NAME, model.to_bytes(), {"sample": len(sample)})
-    pending = store.count_pending_prompts(start, end)
     done = 0
     for batch in store.iter_pending_prompts(start, end, params.templates.batch_size):
         ids = model.assign(batch["prompt"], batch["prompt_embedding"])
@@ -117,7 +116,7 @@ def assign_templates(
         )
         done += len(batch)
         if progress:
-            progress(f"templates {done}/{pending}")
+            progress(f"templates: {done} requests assigned")
     return done
 
 

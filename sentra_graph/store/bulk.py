@@ -22,36 +22,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from sqlalchemy.engine import Connection
 
+from sentra_graph.store import schema as t
 from sentra_graph.store.core import StoreCore, StoreError
 
 if TYPE_CHECKING:
     import psycopg
 
-REQUEST_LOAD_COLUMNS = [
-    "request_id",
-    "ts",
-    "account_id",
-    "ip",
-    "api_key_id",
-    "user_agent",
-    "tls_fingerprint",
-    "model",
-    "prompt",
-    "prompt_embedding",
-    "prompt_tokens",
-    "completion_tokens",
-    "status",
-    "markers",
-]
-ACCOUNT_LOAD_COLUMNS = [
-    "account_id",
-    "created_at",
-    "org_id",
-    "email_domain",
-    "payment_fingerprint",
-    "signup_ip",
-    "country",
-]
+REQUEST_LOAD_COLUMNS = [c.name for c in t.requests.columns if c.name != "template_id"]
+"""Columns a load writes: the contract's and ``markers``; ``template_id`` comes later."""
+ACCOUNT_LOAD_COLUMNS = [c.name for c in t.accounts.columns if c.name != "inferred"]
 _ACCOUNT_OPTIONAL = ACCOUNT_LOAD_COLUMNS[2:]
 
 _PG_STAGE_REQUESTS = """

@@ -30,16 +30,7 @@ WINDOW_REQUEST_COLUMNS = [
     "markers",
     "template_id",
 ]
-ACCOUNT_COLUMNS = [
-    "account_id",
-    "created_at",
-    "org_id",
-    "email_domain",
-    "payment_fingerprint",
-    "signup_ip",
-    "country",
-    "inferred",
-]
+ACCOUNT_COLUMNS = [c.name for c in t.accounts.columns]
 
 
 class WindowMixin(StoreCore):
