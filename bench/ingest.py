@@ -4,7 +4,7 @@ Generates ``--rows`` realistic requests (tens of thousands of accounts, shared I
 pools, templated prompts of which some carry markers), writes them as CSV and/or JSONL, then
 measures, each in a fresh child process (so peak RSS is the run's own):
 
-- ``check only``: reading and checking the file without a store (the Python side);
+- ``check only``: reading, checking and marking the file without a store (the Python side);
 - ``sqlite`` / ``postgres``: ``ingest_files`` into an empty store (a scratch database);
 - ``bare COPY``: psycopg ``COPY ... FROM STDIN (FORMAT csv)`` of the CSV into a plain table
   with the same column types and no keys or indexes;
@@ -187,13 +187,16 @@ def _server_cpu_since(url: str, before: dict[int, float]) -> float:
 
 
 def child_check(path: str) -> dict:
+    from sentra_graph.features.markers import prompt_markers
     from sentra_graph.ingest.readers import open_reader
     from sentra_graph.ingest.validate import check_rows
 
     started, cpu = time.perf_counter(), _own_cpu()
     rows = 0
     for chunk in open_reader(Path(path), "requests", 50_000).chunks():
-        rows += len(check_rows("requests", chunk.frame).rows)
+        checked = check_rows("requests", chunk.frame).rows
+        prompt_markers(checked["prompt"])
+        rows += len(checked)
     return {"rows": rows, "seconds": time.perf_counter() - started, "cpu": _own_cpu() - cpu}
 
 

@@ -224,6 +224,48 @@ def test_requests_of_unknown_accounts_create_inferred_ones(store: Store) -> None
     assert stored.loc["new", "org_id"] == "o"
 
 
+def test_one_ingest_lowers_an_inferred_account_from_a_later_chunk(store: Store) -> None:
+    """Chunks after the first skip accounts already handled unless they hold an earlier
+    request: the earliest request of the whole input still sets ``created_at``."""
+    requests = pd.DataFrame(
+        [
+            _request(1, account_id="a", ts="2026-01-02T10:00:00Z"),
+            _request(2, account_id="b", ts="2026-01-02T11:00:00Z"),
+            _request(3, account_id="a", ts="2026-01-02T12:00:00Z"),  # later: nothing to do
+            _request(4, account_id="c", ts="2026-01-02T12:00:00Z"),
+            _request(5, account_id="a", ts="2026-01-01T09:00:00Z"),  # earlier: lowers "a"
+            _request(6, account_id="b", ts="2026-01-03T00:00:00Z"),
+        ]
+    )
+    summary = ingest_frame(store, "requests", requests, chunk_rows=2)
+    assert summary.loaded == 6
+    stored = _stored(store, t.accounts).set_index("account_id")
+    assert sorted(stored.index) == ["a", "b", "c"]
+    assert stored.loc["a", "created_at"] == pd.Timestamp("2026-01-01T09:00:00Z")
+    assert stored.loc["b", "created_at"] == pd.Timestamp("2026-01-02T11:00:00Z")
+    assert stored["inferred"].astype(bool).all()
+
+
+def test_a_chunk_mixing_stored_and_new_requests_counts_exactly(
+    store: Store, tmp_path: Path
+) -> None:
+    first = ingest_frame(store, "requests", pd.DataFrame([_request(i) for i in (0, 2, 4)]))
+    assert first.loaded == 3
+    both = ingest_frame(store, "requests", pd.DataFrame([_request(i) for i in range(6)]))
+    assert (both.loaded, both.duplicates) == (3, 3)
+    assert sorted(_stored(store, t.requests)["request_id"]) == [f"r{i}" for i in range(6)]
+
+
+def test_loads_keep_the_stored_time_range(store: Store) -> None:
+    """The window is placed from the stored extent, which every load widens."""
+    assert store.data_time_range() == (None, None)
+    ingest_frame(store, "requests", pd.DataFrame([_request(5), _request(9)]))
+    ingest_frame(store, "requests", pd.DataFrame([_request(1), _request(7)]))
+    oldest, newest = store.data_time_range()
+    assert oldest == dt.datetime(2026, 1, 1, 0, 0, 1, tzinfo=dt.UTC)
+    assert newest == dt.datetime(2026, 1, 1, 0, 0, 9, tzinfo=dt.UTC)
+
+
 def test_ingest_frame_accepts_typed_columns(store: Store) -> None:
     frame = pd.DataFrame(
         {
@@ -331,6 +373,7 @@ def test_postgres_copy_falls_back_when_requests_are_stored_meanwhile(
         conn.execute(t.requests.delete())
     ingest_frame(store, "requests", pd.DataFrame([_request(i) for i in (1, 3)]))
     rows = check_rows("requests", pd.DataFrame([_request(i) for i in range(6)])).rows
+    rows["markers"] = 0
     with store.begin() as conn, conn.connection.driver_connection.cursor() as cur:
         cur.execute("SET LOCAL TIME ZONE 'UTC'")
         assert bulk._pg_insert_new(cur, rows) == 4

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = ["COT", "MARKER_NAMES", "RUBRIC", "TOOL", "prompt_markers"]
 
@@ -50,10 +52,18 @@ _PATTERNS = {
 
 
 def prompt_markers(prompts: pd.Series) -> np.ndarray:
-    """Bit flags (int16) of :data:`COT`, :data:`RUBRIC` and :data:`TOOL` for each prompt."""
-    text = prompts.astype(pd.StringDtype("pyarrow")).str.lower()
+    """Bit flags (int16) of :data:`COT`, :data:`RUBRIC` and :data:`TOOL` for each prompt.
+
+    The patterns run in Arrow's RE2, where ``\\b``, ``\\w`` and ``\\d`` are ASCII classes
+    (pandas would fall back to Python's ``re``, row by row, for any text with a non-ASCII
+    character).
+
+    >>> prompt_markers(pd.Series(["Réfléchis step by step", "Rate this response 1-10"])).tolist()
+    [1, 2]
+    """
+    text = pc.utf8_lower(pa.array(prompts, type=pa.large_string(), from_pandas=True))
     flags = np.zeros(len(prompts), dtype=np.int16)
     for bit, pattern in _PATTERNS.items():
-        hit = text.str.contains(pattern, regex=True, na=False).to_numpy(dtype=bool)
-        flags[hit] |= bit
+        hit = pc.fill_null(pc.match_substring_regex(text, pattern), False)
+        flags[hit.to_numpy(zero_copy_only=False)] |= bit
     return flags

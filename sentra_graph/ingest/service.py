@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from sentra_graph.features.markers import prompt_markers
 from sentra_graph.ingest.readers import Chunk, Reader, frame_reader, open_reader
 from sentra_graph.ingest.validate import REQUESTS, Checked, check_kind, check_rows
 from sentra_graph.store import Store
@@ -242,6 +243,8 @@ def ingest_readers(
             last = 0
             for chunk in reader.chunks():
                 checked = check_rows(kind, chunk.frame)
+                if kind == REQUESTS:
+                    checked.rows["markers"] = prompt_markers(checked.rows["prompt"])
                 _report(reader.name, chunk, checked, sink)
                 tally.add(chunk, checked)
                 loader.load(checked, tally.loaded_callback(kind, checked))
@@ -297,7 +300,8 @@ class _Loader:
     each thread would see its own empty database)."""
 
     def __init__(self, store: Store, kind: str) -> None:
-        self.load_rows = store.load_requests if kind == REQUESTS else store.load_accounts
+        self.requests = store.request_loader() if kind == REQUESTS else None
+        self.load_rows = self.requests.load if self.requests else store.load_accounts
         in_memory = not store.is_postgres and store.engine.url.database in (None, "", ":memory:")
         self.pool = None if in_memory else ThreadPoolExecutor(1, "sentra-load")
         self.pending: tuple[Future[int], Callable[[int], None]] | None = None
@@ -314,6 +318,8 @@ class _Loader:
         finally:
             if self.pool is not None:
                 self.pool.shutdown(wait=True)
+            if self.requests is not None:
+                self.requests.close()
 
     def load(self, checked: Checked, done: Callable[[int], None]) -> None:
         self.wait()

@@ -33,8 +33,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from sentra_graph.features.markers import prompt_markers
-
 __all__ = [
     "ACCOUNTS",
     "FIELDS",
@@ -213,9 +211,7 @@ def check_rows(kind: str, frame: pd.DataFrame) -> Checked:
 
 def _finish_requests(checked: Checked) -> Checked:
     repeated = _mask(checked.rows["request_id"].duplicated(keep="first"))
-    rows = checked.rows[~repeated].copy()
-    rows["markers"] = prompt_markers(rows["prompt"])
-    checked.rows = rows
+    checked.rows = checked.rows[~repeated].copy()
     checked.duplicates = int(repeated.sum())
     return checked
 

@@ -4,7 +4,8 @@ PostgreSQL: rows are written as CSV by Arrow and sent with ``COPY ... FROM STDIN
 go straight into ``requests`` when none is stored yet, else the stored ones are left out (see
 :func:`_pg_insert_new`), and the count of new rows is exact. Accounts go through a temporary
 staging table and ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``. SQLite: ``executemany`` in
-one transaction per chunk.
+one transaction per chunk. Every requests load widens ``request_extent`` (oldest and newest
+request time) in the same transaction.
 
 Both take rows already checked by :mod:`sentra_graph.ingest.validate`: canonical columns
 (timestamps UTC), requests unique by request_id and accounts unique by account_id.
@@ -12,6 +13,7 @@ Both take rows already checked by :mod:`sentra_graph.ingest.validate`: canonical
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from sentra_graph.store import schema as t
@@ -77,18 +80,156 @@ _SQLITE_INFERRED = (
 )
 
 
+_PG_EXTENT = (  # parameter markers differ between psycopg and ADBC: filled in by format()
+    "INSERT INTO request_extent (id, oldest, newest) VALUES (1, {}, {}) "
+    "ON CONFLICT (id) DO UPDATE SET oldest = LEAST(request_extent.oldest, excluded.oldest), "
+    "newest = GREATEST(request_extent.newest, excluded.newest)"
+)
+_SQLITE_EXTENT = (
+    "INSERT INTO request_extent (id, oldest, newest) VALUES (1, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET oldest = MIN(request_extent.oldest, excluded.oldest), "
+    "newest = MAX(request_extent.newest, excluded.newest)"
+)
+
+
+_UNIQUE_VIOLATION = "23505"
+_ARROW_TYPES: dict[type, pa.DataType] = {
+    sa.Text: pa.string(),
+    sa.Integer: pa.int32(),
+    sa.SmallInteger: pa.int16(),
+    sa.DateTime: pa.timestamp("us", "UTC"),
+}
+_STAGE_SEEN = sa.Table(
+    "_stage_seen",
+    sa.MetaData(),
+    sa.Column("account_id", sa.Text),
+    sa.Column("first_ts", sa.DateTime(timezone=True)),
+)
+
+
+class KnownAccounts:
+    """The accounts one ingest has already made sure are stored, each with the earliest request
+    time it has handed over for it.
+
+    A later chunk need not stage such an account again unless it holds an earlier request (the
+    one case that can still lower an inferred account's ``created_at``). Logs arrive in about
+    time order, so after the first chunks almost every account a chunk names is skipped.
+
+    >>> known = KnownAccounts()
+    >>> first = pd.Series(pd.to_datetime(["2026-01-02", "2026-01-03"], utc=True), index=["a", "b"])
+    >>> known.add(first)
+    >>> later = pd.Series(pd.to_datetime(["2026-01-05", "2026-01-01", "2026-01-04"], utc=True),
+    ...                   index=["a", "b", "c"])
+    >>> list(known.news(later).index)
+    ['b', 'c']
+    """
+
+    def __init__(self) -> None:
+        self._first = pd.Series(dtype="datetime64[us, UTC]")
+
+    def news(self, first: pd.Series) -> pd.Series:
+        """The entries of ``first`` (account_id -> first request time) not covered yet."""
+        known = self._first.reindex(first.index)
+        keep = known.isna().to_numpy() | (first < known).to_numpy()
+        return first[keep]
+
+    def add(self, first: pd.Series) -> None:
+        """Record entries returned by :meth:`news`, once they are committed."""
+        if first.empty:
+            return
+        rest = self._first.drop(first.index, errors="ignore")
+        self._first = pd.concat([rest, first]) if len(rest) else first.copy()
+
+
+class RequestLoader:
+    """Loads the request chunks of one ingest, one at a time (from any one thread at a time).
+
+    It remembers the accounts it has made sure are stored (:class:`KnownAccounts`) and, on
+    PostgreSQL, keeps one ADBC connection for the chunks: a chunk none of whose requests is
+    stored yet (the usual case) goes in as Arrow through ADBC's binary COPY, in one
+    transaction with its accounts; binary COPY costs the server about a quarter less CPU than
+    CSV (no text parsing of times and numbers) and no CSV is formatted in Python. A chunk that
+    repeats a stored request_id is rolled back and takes the exact path instead
+    (:func:`_pg_insert_new`).
+    """
+
+    def __init__(self, store: BulkMixin) -> None:
+        self.store = store
+        self.known = KnownAccounts()
+        self._adbc: Any = None
+
+    def __enter__(self) -> RequestLoader:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._adbc is not None:
+            self._adbc.close()
+            self._adbc = None
+
+    def load(self, rows: pd.DataFrame) -> int:
+        """Load one chunk (see :meth:`BulkMixin.load_requests`); return how many were new."""
+        if rows.empty:
+            return 0
+        seen = self.known.news(_first_seen(rows))
+        if not self.store.is_postgres:
+            inserted = self.store._sqlite_load_requests(rows, seen)
+        elif self._load_new(rows, seen):
+            inserted = len(rows)
+        else:
+            inserted = self.store._pg_load_requests(rows, seen)
+        self.known.add(seen)
+        return inserted
+
+    def _load_new(self, rows: pd.DataFrame, seen: pd.Series) -> bool:
+        """Load ``rows`` and their accounts in one transaction; False, with nothing written,
+        when a request_id of ``rows`` is stored already."""
+        import adbc_driver_manager
+        import adbc_driver_postgresql.dbapi as adbc
+
+        if self._adbc is None:
+            self._adbc = adbc.connect(self.store.libpq_url)
+        conn = self._adbc
+        table = _arrow_table(rows, t.requests, REQUEST_LOAD_COLUMNS)
+        try:
+            with conn.cursor() as cur:
+                try:
+                    cur.adbc_ingest("requests", table, mode="append")
+                except adbc_driver_manager.IntegrityError as error:
+                    if getattr(error, "sqlstate", None) != _UNIQUE_VIOLATION:
+                        raise
+                    conn.rollback()
+                    return False
+                if len(seen):
+                    stage = _arrow_table(_seen_frame(seen), _STAGE_SEEN, list(_STAGE_SEEN.c.keys()))
+                    cur.execute("DROP TABLE IF EXISTS pg_temp._stage_seen")
+                    cur.adbc_ingest("_stage_seen", stage, mode="create", temporary=True)
+                    cur.execute(_NEW_INFERRED)
+                    cur.execute(_LOWER_INFERRED)
+                cur.execute(_PG_EXTENT.format("$1", "$2"), _extent(rows))
+            conn.commit()
+        except BaseException:
+            self.close()  # the server rolls back what the closed connection had not committed
+            raise
+        return True
+
+
 class BulkMixin(StoreCore):
     def load_requests(self, rows: pd.DataFrame) -> int:
         """Insert checked requests, skip those whose request_id is stored already, and create
         the accounts they name that are not stored yet; return how many requests were new.
 
-        ``rows`` has :data:`REQUEST_LOAD_COLUMNS`, unique request_id, ``ts`` UTC.
+        ``rows`` has :data:`REQUEST_LOAD_COLUMNS`, unique request_id, ``ts`` UTC. To load many
+        chunks, :meth:`request_loader` keeps what one chunk learnt for the next.
         """
-        if rows.empty:
-            return 0
-        if self.is_postgres:
-            return self._pg_load_requests(rows)
-        return self._sqlite_load_requests(rows)
+        with self.request_loader() as loader:
+            return loader.load(rows)
+
+    def request_loader(self) -> RequestLoader:
+        """A loader of request chunks (see :class:`RequestLoader`); use it in ``with``."""
+        return RequestLoader(self)
 
     def load_accounts(self, rows: pd.DataFrame) -> int:
         """Upsert checked accounts (a field left null keeps its stored value; the account is no
@@ -103,15 +244,19 @@ class BulkMixin(StoreCore):
         return self._sqlite_load_accounts(rows)
 
     # ---- PostgreSQL ----------------------------------------------------------------------
-    def _pg_load_requests(self, rows: pd.DataFrame) -> int:
+    def _pg_load_requests(self, rows: pd.DataFrame, seen: pd.Series) -> int:
+        """The exact path, for a chunk some of whose requests may be stored already."""
         with self.begin() as conn, _driver_cursor(conn) as cur:
             cur.execute("SET LOCAL TIME ZONE 'UTC'")
             inserted = _pg_insert_new(cur, rows)
-            cur.execute(_PG_STAGE_SEEN)
-            with cur.copy("COPY _stage_seen (account_id, first_ts) FROM STDIN (FORMAT csv)") as cp:
-                cp.write(_copy_csv(_first_seen(rows), ["account_id", "first_ts"]))
-            cur.execute(_NEW_INFERRED)
-            cur.execute(_LOWER_INFERRED)
+            if len(seen):
+                cur.execute(_PG_STAGE_SEEN)
+                sql = "COPY _stage_seen (account_id, first_ts) FROM STDIN (FORMAT csv)"
+                with cur.copy(sql) as cp:
+                    cp.write(_copy_csv(_seen_frame(seen), ["account_id", "first_ts"]))
+                cur.execute(_NEW_INFERRED)
+                cur.execute(_LOWER_INFERRED)
+            cur.execute(_PG_EXTENT.format("%s", "%s"), _extent(rows))
         return inserted
 
     def _pg_load_accounts(self, rows: pd.DataFrame) -> int:
@@ -130,7 +275,7 @@ class BulkMixin(StoreCore):
         return int(written)
 
     # ---- SQLite --------------------------------------------------------------------------
-    def _sqlite_load_requests(self, rows: pd.DataFrame) -> int:
+    def _sqlite_load_requests(self, rows: pd.DataFrame, seen: pd.Series) -> int:
         marks = ", ".join("?" * len(REQUEST_LOAD_COLUMNS))
         with self.begin() as conn:
             cur = _driver_cursor(conn)
@@ -140,8 +285,11 @@ class BulkMixin(StoreCore):
                 _python_rows(rows, REQUEST_LOAD_COLUMNS),
             )
             inserted = cur.rowcount
-            seen = _python_rows(_first_seen(rows), ["account_id", "first_ts"])
-            cur.executemany(_SQLITE_INFERRED, seen)
+            cur.executemany(
+                _SQLITE_INFERRED, _python_rows(_seen_frame(seen), ["account_id", "first_ts"])
+            )
+            oldest, newest = _extent(rows)
+            cur.execute(_SQLITE_EXTENT, (_sqlite_ts(oldest), _sqlite_ts(newest)))
             cur.close()
         return int(inserted)
 
@@ -214,10 +362,23 @@ def _pg_copy_requests(cur: psycopg.Cursor, rows: pd.DataFrame) -> int:
     return len(rows)
 
 
-def _first_seen(rows: pd.DataFrame) -> pd.DataFrame:
-    """account_id and the time of its first request among ``rows``."""
-    first = rows.groupby("account_id", sort=False)["ts"].min()
-    return first.rename("first_ts").reset_index()
+def _first_seen(rows: pd.DataFrame) -> pd.Series:
+    """The time of each account's first request among ``rows``, indexed by account_id."""
+    return rows.groupby("account_id", sort=False)["ts"].min()
+
+
+def _seen_frame(seen: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame({"account_id": seen.index, "first_ts": seen.to_numpy()})
+
+
+def _extent(rows: pd.DataFrame) -> tuple[dt.datetime, dt.datetime]:
+    """The earliest and latest ``ts`` of ``rows`` (UTC)."""
+    return rows["ts"].min().to_pydatetime(), rows["ts"].max().to_pydatetime()
+
+
+def _sqlite_ts(value: dt.datetime) -> str:
+    """A UTC time as SQLAlchemy stores it in SQLite: ``YYYY-MM-DD HH:MM:SS.ffffff``."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _arrow_column(values: pd.Series) -> pa.Array | pa.ChunkedArray:
@@ -237,6 +398,17 @@ def _copy_csv(rows: pd.DataFrame, columns: list[str]) -> memoryview:
     buffer = io.BytesIO()
     pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
     return buffer.getbuffer()
+
+
+def _arrow_table(rows: pd.DataFrame, table: sa.Table, columns: list[str]) -> pa.Table:
+    """``rows`` as Arrow with the exact types of ``table`` 's columns, as a binary COPY into
+    it needs them (text, int2, int4, timestamptz)."""
+    fields = [pa.field(name, _ARROW_TYPES[type(table.c[name].type)]) for name in columns]
+    arrays = [
+        pc.cast(pa.array(rows[name], from_pandas=True), f.type)
+        for name, f in zip(columns, fields, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
 def _python_rows(

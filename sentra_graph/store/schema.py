@@ -26,6 +26,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 TS = DateTime(timezone=True)
+ID_TEXT = Text().with_variant(Text(collation="C"), "postgresql")
 
 accounts = Table(
     "accounts",
@@ -45,7 +46,9 @@ accounts = Table(
 requests = Table(
     "requests",
     metadata,
-    Column("request_id", Text, primary_key=True),
+    # byte-order comparisons ("C"): an opaque id needs no language rules, and the primary key
+    # is most of a bulk load's index cost (about a tenth less with "C")
+    Column("request_id", ID_TEXT, primary_key=True),
     Column("ts", TS, nullable=False),
     Column("account_id", Text, nullable=False),
     Column("ip", Text, nullable=False),
@@ -62,7 +65,19 @@ requests = Table(
     Column("markers", SmallInteger, nullable=False, server_default=text("0")),
     # derived: prompt-template cluster, assigned once by the featurize stage (NULL = not yet)
     Column("template_id", Integer),
-    Index("ix_requests_ts", "ts"),
+    # BRIN on PostgreSQL: rows arrive in about time order, so a few pages per block range
+    # serve the window scans at next to no cost per insert (a B-tree on SQLite).
+    Index("ix_requests_ts", "ts", postgresql_using="brin"),
+)
+
+# The oldest and newest request time stored, kept by every load (one row, ``id`` = 1): a BRIN
+# index cannot answer ``max(ts)`` without reading the whole table.
+request_extent = Table(
+    "request_extent",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("oldest", TS, nullable=False),
+    Column("newest", TS, nullable=False),
 )
 
 runs = Table(

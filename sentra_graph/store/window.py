@@ -35,11 +35,22 @@ ACCOUNT_COLUMNS = [c.name for c in t.accounts.columns]
 
 class WindowMixin(StoreCore):
     def data_time_range(self) -> tuple[dt.datetime | None, dt.datetime | None]:
-        """Earliest and latest request time (falls back to account creation times)."""
+        """Earliest and latest request time (falls back to account creation times).
+
+        Loads keep both in ``request_extent``; requests written some other way (none of this
+        package's paths) are found by reading ``requests`` itself when that row is missing.
+        """
         with self.connect() as conn:
-            lo, hi = conn.execute(
-                sa.select(sa.func.min(t.requests.c.ts), sa.func.max(t.requests.c.ts))
-            ).one()
+            row = conn.execute(
+                sa.select(t.request_extent.c.oldest, t.request_extent.c.newest).where(
+                    t.request_extent.c.id == 1
+                )
+            ).one_or_none()
+            if row is None:
+                row = conn.execute(
+                    sa.select(sa.func.min(t.requests.c.ts), sa.func.max(t.requests.c.ts))
+                ).one()
+            lo, hi = row
             if hi is None:
                 lo, hi = conn.execute(
                     sa.select(
