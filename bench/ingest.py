@@ -171,15 +171,7 @@ def _server_cpu(url: str) -> dict[int, float]:
                 "AND pid <> pg_backend_pid()"
             )
         ]
-    ticks = os.sysconf("SC_CLK_TCK")
-    seconds = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks
-    return seconds
+    return {pid: _process_cpu(pid) for pid in pids}
 
 
 def _server_cpu_since(url: str, before: dict[int, float]) -> float:
@@ -203,17 +195,46 @@ def child_check(path: str) -> dict:
 def child_ingest(path: str, url: str) -> dict:
     from sentra_graph.ingest import ingest_files
     from sentra_graph.store import open_store
+    from sentra_graph.store.bulk import RequestLoader
 
     store = open_store(url)
     store.init()
     server = _server_cpu(store.libpq_url) if store.is_postgres else {}
+    loaders = _count_loader_connections(RequestLoader)
     cpu = _own_cpu()
     summary = ingest_files(store, "requests", [path], None, progress=False)
     cpu = _own_cpu() - cpu
     if store.is_postgres:
-        cpu += _server_cpu_since(store.libpq_url, server)
+        cpu += _server_cpu_since(store.libpq_url, server) + sum(loaders)
     store.dispose()
     return {"rows": summary.loaded, "seconds": summary.seconds, "cpu": cpu}
+
+
+def _count_loader_connections(loader_class: type) -> list[float]:
+    """The request loaders open their own (ADBC) connections after the start snapshot and
+    close them before the end one: record each one's server CPU as it closes."""
+    seconds: list[float] = []
+    close = loader_class.close
+
+    def close_counting(self) -> None:  # type: ignore[no-untyped-def]
+        if self._adbc is not None:
+            with self._adbc.cursor() as cur:
+                cur.execute("SELECT pg_backend_pid()")
+                (pid,) = cur.fetchone()
+            seconds.append(_process_cpu(pid))
+        close(self)
+
+    loader_class.close = close_counting
+    return seconds
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds used so far by process ``pid`` (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def child_copy(path: str, url: str, indexed: bool) -> dict:

@@ -396,3 +396,52 @@ def test_postgres_copy_falls_back_when_requests_are_stored_meanwhile(
     assert copies == [6, 4]
     assert sorted(_stored(store, t.requests)["request_id"]) == [f"r{i}" for i in range(6)]
     store.dispose()
+
+
+def test_a_chunk_aborted_by_a_deadlock_is_loaded_again(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loaders side by side may deadlock on rows both touch; the aborted one tries again."""
+    import psycopg
+
+    import sentra_graph.store.bulk as bulk
+    from sentra_graph.store import open_store
+
+    store = open_store(postgres_url)
+    store.init()
+    with store.begin() as conn:
+        conn.execute(t.requests.delete())
+    attempts = []
+    original = bulk.RequestLoader._pg_load
+
+    def deadlocked_once(self, rows, seen):  # type: ignore[no-untyped-def]
+        attempts.append(len(rows))
+        if len(attempts) == 1:
+            raise psycopg.errors.DeadlockDetected("deadlock detected")
+        return original(self, rows, seen)
+
+    monkeypatch.setattr(bulk.RequestLoader, "_pg_load", deadlocked_once)
+    summary = ingest_frame(store, "requests", pd.DataFrame([_request(i) for i in range(5)]))
+    assert attempts == [5, 5]
+    assert summary.loaded == 5
+    assert len(_stored(store, t.requests)) == 5
+
+    def always_deadlocked(self, rows, seen):  # type: ignore[no-untyped-def]
+        raise psycopg.errors.DeadlockDetected("deadlock detected")
+
+    monkeypatch.setattr(bulk.RequestLoader, "_pg_load", always_deadlocked)
+    with pytest.raises(psycopg.errors.DeadlockDetected):
+        ingest_frame(store, "requests", pd.DataFrame([_request(9)]))
+    store.dispose()
+
+
+def test_requests_repeated_across_chunks_loaded_side_by_side_count_once(store: Store) -> None:
+    """Chunks in flight together repeat each other's ids in crossed order and name the same
+    new accounts: every id is stored once and counted once."""
+    ids = list(range(40))
+    crossed = ids[:20] + ids[20:][::-1] + ids[::-1]  # 40 new, then all 40 again, reversed
+    frame = pd.DataFrame([_request(i, account_id=f"acct{i % 7}") for i in crossed])
+    summary = ingest_frame(store, "requests", frame, chunk_rows=10)
+    assert (summary.loaded, summary.duplicates) == (40, 40)
+    assert sorted(_stored(store, t.requests)["request_id"]) == sorted(f"r{i}" for i in ids)
+    assert sorted(_stored(store, t.accounts)["account_id"]) == [f"acct{i}" for i in range(7)]

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -26,6 +28,7 @@ from sentra_graph.features.markers import prompt_markers
 from sentra_graph.ingest.readers import Chunk, Reader, frame_reader, open_reader
 from sentra_graph.ingest.validate import REQUESTS, Checked, check_kind, check_rows
 from sentra_graph.store import Store
+from sentra_graph.store.bulk import KnownAccounts, RequestLoader
 
 __all__ = [
     "IngestSummary",
@@ -295,16 +298,24 @@ class _Tally:
 
 
 class _Loader:
-    """Hands checked rows to the store, one load at a time in a worker thread so that the next
-    chunk is read and checked meanwhile (an in-memory SQLite store loads in the calling thread:
-    each thread would see its own empty database)."""
+    """Hands checked rows to the store in worker threads, so that the next chunk is read and
+    checked meanwhile. Requests on PostgreSQL load two chunks at a time, each worker through a
+    connection of its own: the server's work on a chunk (mostly keeping the primary key) then
+    runs beside the other chunk's and beside the checks. Other loads go one at a time (SQLite
+    writes one transaction at a time anyway; an in-memory SQLite store loads in the calling
+    thread, since each thread would see its own empty database).
+    """
 
     def __init__(self, store: Store, kind: str) -> None:
-        self.requests = store.request_loader() if kind == REQUESTS else None
-        self.load_rows = self.requests.load if self.requests else store.load_accounts
+        self.store = store
+        self.kind = kind
         in_memory = not store.is_postgres and store.engine.url.database in (None, "", ":memory:")
-        self.pool = None if in_memory else ThreadPoolExecutor(1, "sentra-load")
-        self.pending: tuple[Future[int], Callable[[int], None]] | None = None
+        self.workers = 0 if in_memory else (2 if store.is_postgres and kind == REQUESTS else 1)
+        self.pool = ThreadPoolExecutor(self.workers, "sentra-load") if self.workers else None
+        self.pending: deque[tuple[Future[int], Callable[[int], None]]] = deque()
+        self.known = KnownAccounts()
+        self.local = threading.local()
+        self.loaders: list[RequestLoader] = []
 
     def __enter__(self) -> _Loader:
         return self
@@ -313,28 +324,41 @@ class _Loader:
         try:
             if exc_type is None:
                 self.wait()
-            elif self.pending is not None:
-                self.pending[0].exception()
+            else:
+                for future, _ in self.pending:
+                    future.exception()
         finally:
             if self.pool is not None:
                 self.pool.shutdown(wait=True)
-            if self.requests is not None:
-                self.requests.close()
+            for loader in self.loaders:
+                loader.close()
 
     def load(self, checked: Checked, done: Callable[[int], None]) -> None:
-        self.wait()
+        while len(self.pending) >= max(self.workers, 1):
+            self._finish_one()
         if checked.rows.empty:
             done(0)
         elif self.pool is None:
-            done(self.load_rows(checked.rows))
+            done(self._load_rows(checked.rows))
         else:
-            self.pending = (self.pool.submit(self.load_rows, checked.rows), done)
+            self.pending.append((self.pool.submit(self._load_rows, checked.rows), done))
 
     def wait(self) -> None:
-        if self.pending is not None:
-            future, done = self.pending
-            self.pending = None
-            done(future.result())
+        while self.pending:
+            self._finish_one()
+
+    def _finish_one(self) -> None:
+        future, done = self.pending.popleft()
+        done(future.result())
+
+    def _load_rows(self, rows: pd.DataFrame) -> int:
+        if self.kind != REQUESTS:
+            return self.store.load_accounts(rows)
+        loader = getattr(self.local, "loader", None)
+        if loader is None:  # one per worker thread, each with its own connection
+            loader = self.local.loader = self.store.request_loader(self.known)
+            self.loaders.append(loader)
+        return loader.load(rows)
 
 
 @contextmanager

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
+import logging
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +38,8 @@ REQUEST_LOAD_COLUMNS = [c.name for c in t.requests.columns if c.name != "templat
 """Columns a load writes: the contract's and ``markers``; ``template_id`` comes later."""
 ACCOUNT_LOAD_COLUMNS = [c.name for c in t.accounts.columns if c.name != "inferred"]
 _ACCOUNT_OPTIONAL = ACCOUNT_LOAD_COLUMNS[2:]
+
+log = logging.getLogger(__name__)
 
 _PG_STAGE_REQUESTS = """
 CREATE TEMP TABLE _stage_requests (
@@ -66,7 +71,7 @@ _NEW_INFERRED = (
     "INSERT INTO accounts (account_id, created_at, inferred) "
     "SELECT account_id, first_ts, true FROM _stage_seen s WHERE NOT EXISTS "
     "(SELECT 1 FROM accounts a WHERE a.account_id = s.account_id) "
-    "ON CONFLICT (account_id) DO NOTHING"
+    "ORDER BY account_id ON CONFLICT (account_id) DO NOTHING"  # one lock order for all loaders
 )
 _LOWER_INFERRED = (
     "UPDATE accounts SET created_at = s.first_ts FROM _stage_seen s "
@@ -93,6 +98,8 @@ _SQLITE_EXTENT = (
 
 
 _UNIQUE_VIOLATION = "23505"
+_DEADLOCK = "40P01"
+_DEADLOCK_ATTEMPTS = 5
 _ARROW_TYPES: dict[type, pa.DataType] = {
     sa.Text: pa.string(),
     sa.Integer: pa.int32(),
@@ -126,6 +133,7 @@ class KnownAccounts:
 
     def __init__(self) -> None:
         self._first = pd.Series(dtype="datetime64[us, UTC]")
+        self._lock = threading.Lock()  # loaders of one ingest share it
 
     def news(self, first: pd.Series) -> pd.Series:
         """The entries of ``first`` (account_id -> first request time) not covered yet."""
@@ -134,11 +142,15 @@ class KnownAccounts:
         return first[keep]
 
     def add(self, first: pd.Series) -> None:
-        """Record entries returned by :meth:`news`, once they are committed."""
+        """Record entries returned by :meth:`news`, once they are committed. An entry
+        recorded meanwhile by another loader with an earlier time keeps that time."""
         if first.empty:
             return
-        rest = self._first.drop(first.index, errors="ignore")
-        self._first = pd.concat([rest, first]) if len(rest) else first.copy()
+        with self._lock:
+            known = self._first.reindex(first.index)
+            first = first[known.isna().to_numpy() | (first < known).to_numpy()]
+            rest = self._first.drop(first.index, errors="ignore")
+            self._first = pd.concat([rest, first]) if len(rest) else first.copy()
 
 
 class RequestLoader:
@@ -153,9 +165,9 @@ class RequestLoader:
     (:func:`_pg_insert_new`).
     """
 
-    def __init__(self, store: BulkMixin) -> None:
+    def __init__(self, store: BulkMixin, known: KnownAccounts | None = None) -> None:
         self.store = store
-        self.known = KnownAccounts()
+        self.known = known if known is not None else KnownAccounts()
         self._adbc: Any = None
 
     def __enter__(self) -> RequestLoader:
@@ -176,12 +188,25 @@ class RequestLoader:
         seen = self.known.news(_first_seen(rows))
         if not self.store.is_postgres:
             inserted = self.store._sqlite_load_requests(rows, seen)
-        elif self._load_new(rows, seen):
-            inserted = len(rows)
         else:
-            inserted = self.store._pg_load_requests(rows, seen)
+            for attempt in itertools.count(1):
+                try:
+                    inserted = self._pg_load(rows, seen)
+                    break
+                except Exception as error:
+                    # Loaders working side by side can lock the same rows in opposite orders
+                    # (a request_id repeated across their chunks, inferred accounts lowered by
+                    # both); the server then aborts one of them, which simply tries again.
+                    if attempt == _DEADLOCK_ATTEMPTS or _sqlstate(error) != _DEADLOCK:
+                        raise
+                    log.info("a chunk of requests met a deadlock; loading it again")
         self.known.add(seen)
         return inserted
+
+    def _pg_load(self, rows: pd.DataFrame, seen: pd.Series) -> int:
+        if self._load_new(rows, seen):
+            return len(rows)
+        return self.store._pg_load_requests(rows, seen)
 
     def _load_new(self, rows: pd.DataFrame, seen: pd.Series) -> bool:
         """Load ``rows`` and their accounts in one transaction; False, with nothing written,
@@ -198,7 +223,7 @@ class RequestLoader:
                 try:
                     cur.adbc_ingest("requests", table, mode="append")
                 except adbc_driver_manager.IntegrityError as error:
-                    if getattr(error, "sqlstate", None) != _UNIQUE_VIOLATION:
+                    if _sqlstate(error) != _UNIQUE_VIOLATION:
                         raise
                     conn.rollback()
                     return False
@@ -227,9 +252,10 @@ class BulkMixin(StoreCore):
         with self.request_loader() as loader:
             return loader.load(rows)
 
-    def request_loader(self) -> RequestLoader:
-        """A loader of request chunks (see :class:`RequestLoader`); use it in ``with``."""
-        return RequestLoader(self)
+    def request_loader(self, known: KnownAccounts | None = None) -> RequestLoader:
+        """A loader of request chunks (see :class:`RequestLoader`); use it in ``with``.
+        Loaders of one ingest working side by side share ``known``."""
+        return RequestLoader(self, known)
 
     def load_accounts(self, rows: pd.DataFrame) -> int:
         """Upsert checked accounts (a field left null keeps its stored value; the account is no
@@ -398,6 +424,14 @@ def _copy_csv(rows: pd.DataFrame, columns: list[str]) -> memoryview:
     buffer = io.BytesIO()
     pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
     return buffer.getbuffer()
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a driver error (psycopg, ADBC, or one SQLAlchemy wraps), if any."""
+    state = getattr(error, "sqlstate", None) or getattr(
+        getattr(error, "orig", None), "sqlstate", None
+    )
+    return str(state) if state else None
 
 
 def _arrow_table(rows: pd.DataFrame, table: sa.Table, columns: list[str]) -> pa.Table:
