@@ -1,9 +1,9 @@
 """Ingest service: read chunks, check them, load the valid rows, report the rest.
 
 Every valid row of a file is loaded; each rejected row goes to the reject file (one JSON object
-per line: ``file``, ``line``, ``reason``, ``raw``) and is counted. The load of one chunk runs in
-a worker thread while the next chunk is read and checked (the database and the Python side
-each keep a core busy); at most two chunks are in memory.
+per line: ``file``, ``line``, ``reason``, ``raw``) and is counted. Chunks load in worker
+threads while the next chunk is read and checked (the database and the Python side each keep a
+core busy); at most three chunks are in memory (see :class:`_Loader`).
 """
 
 from __future__ import annotations
