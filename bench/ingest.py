@@ -16,8 +16,8 @@ the CPU ratio is the steadier one.
 
 Usage::
 
-    python bench/ingest.py --rows 1000000
-    python bench/ingest.py --rows 200000 --formats csv,jsonl --backends postgres
+    python bench/ingest.py --rows 1000000 --formats csv,jsonl
+    python bench/ingest.py --rows 200000 --backends postgres --rounds 1
 """
 
 from __future__ import annotations
@@ -314,11 +314,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--formats", default="csv", help="comma-separated: csv, jsonl")
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of every measurement, interleaved"
+    )
     parser.add_argument("--pg-url", default=os.environ.get("SENTRA_TEST_POSTGRES_URL", DEFAULT_PG))
     args = parser.parse_args()
     formats = args.formats.split(",")
     backends = args.backends.split(",")
-    results: list[tuple[str, str, dict]] = []
+    rounds: list[list[tuple[str, str, dict]]] = []
     with tempfile.TemporaryDirectory(prefix="sentra-bench-") as folder:
         started = time.perf_counter()
         paths = write_files(args.rows, Path(folder), formats)
@@ -326,42 +329,68 @@ def main() -> None:
         print(
             f"generated {args.rows:,} requests in {time.perf_counter() - started:.0f} s ({sizes})"
         )
+        for number in range(args.rounds):
+            rounds.append(measure_round(paths, formats, backends, args.pg_url, Path(folder)))
+            print(f"round {number + 1} of {args.rounds} done", flush=True)
+    report(rounds)
+
+
+def measure_round(
+    paths: dict[str, Path], formats: list[str], backends: list[str], pg_url: str, folder: Path
+) -> list[tuple[str, str, dict]]:
+    """One measurement of everything, each in a fresh child process and a fresh store."""
+    results: list[tuple[str, str, dict]] = []
+    for fmt in formats:
+        results.append(("check only", fmt, run_child("check", str(paths[fmt]))))
+    if "sqlite" in backends:
         for fmt in formats:
-            results.append(("check only", fmt, run_child("check", str(paths[fmt]))))
-        if "sqlite" in backends:
-            for fmt in formats:
-                url = f"sqlite:///{Path(folder) / f'bench-{fmt}.db'}"
-                results.append(("sqlite", fmt, run_child("ingest", str(paths[fmt]), url)))
-        if "postgres" in backends:
-            with ScratchDatabase(args.pg_url) as db:
-                csv = str(paths["csv"])
-                results.append(("bare COPY", "csv", run_child("copy", csv, db.url)))
-                results.append(("COPY, indexed", "csv", run_child("copy-indexed", csv, db.url)))
-                for fmt in formats:
-                    with ScratchDatabase(args.pg_url) as fresh:
-                        results.append(
-                            ("postgres", fmt, run_child("ingest", str(paths[fmt]), fresh.url))
-                        )
-    report(results)
+            db_path = folder / f"bench-{fmt}.db"
+            db_path.unlink(missing_ok=True)
+            url = f"sqlite:///{db_path}"
+            results.append(("sqlite", fmt, run_child("ingest", str(paths[fmt]), url)))
+    if "postgres" in backends:
+        with ScratchDatabase(pg_url) as db:
+            csv = str(paths["csv"])
+            results.append(("bare COPY", "csv", run_child("copy", csv, db.url)))
+            results.append(("COPY, indexed", "csv", run_child("copy-indexed", csv, db.url)))
+        for fmt in formats:
+            with ScratchDatabase(pg_url) as fresh:
+                results.append(("postgres", fmt, run_child("ingest", str(paths[fmt]), fresh.url)))
+    return results
 
 
-def report(results: list[tuple[str, str, dict]]) -> None:
-    """Wall time is what a user waits for; CPU time (this process plus, for PostgreSQL, its
+def report(rounds: list[list[tuple[str, str, dict]]]) -> None:
+    """Per row: the median over rounds of wall and CPU time, the largest peak RSS, and the
+    median of the round-by-round ratios to that round's bare COPY (a round's measurements
+    share the machine's state, so the ratio is steadier than either time).
+
+    Wall time is what a user waits for; CPU time (this process plus, for PostgreSQL, its
     server processes) is the work done, which a busy machine disturbs far less."""
-    bare = next((r for name, _, r in results if name == "bare COPY"), None)
     print(
         f"\n{'what':<14} {'file':<6} {'rows':>10} {'wall s':>7} {'rows/s':>9} {'CPU s':>6} "
         f"{'peak RSS':>9} {'x bare COPY (wall, CPU)':>24}"
     )
-    for name, fmt, r in results:
+    for index, (name, fmt, first) in enumerate(rounds[0]):
+        runs = [measured[index][2] for measured in rounds]
+        wall = float(np.median([r["seconds"] for r in runs]))
+        cpu = float(np.median([r["cpu"] for r in runs]))
+        peak = max(r["peak_mb"] for r in runs)
         ratio = ""
-        if bare and name != "check only":
-            ratio = f"{r['seconds'] / bare['seconds']:.2f}, {r['cpu'] / bare['cpu']:.2f}"
+        bares = [next((r for n, _, r in measured if n == "bare COPY"), None) for measured in rounds]
+        if all(bares) and name != "check only":
+            wall_ratio = np.median(
+                [r["seconds"] / b["seconds"] for r, b in zip(runs, bares, strict=True)]
+            )
+            cpu_ratio = np.median([r["cpu"] / b["cpu"] for r, b in zip(runs, bares, strict=True)])
+            ratio = f"{wall_ratio:.2f}, {cpu_ratio:.2f}"
         print(
-            f"{name:<14} {fmt:<6} {r['rows']:>10,} {r['seconds']:>7.2f} "
-            f"{r['rows'] / r['seconds']:>9,.0f} {r['cpu']:>6.1f} {r['peak_mb']:>7.0f}MB "
-            f"{ratio:>24}"
+            f"{name:<14} {fmt:<6} {first['rows']:>10,} {wall:>7.2f} {first['rows'] / wall:>9,.0f} "
+            f"{cpu:>6.1f} {peak:>7.0f}MB {ratio:>24}"
         )
+    spread = [
+        f"{r['seconds']:.2f}" for measured in rounds for n, _, r in measured if n == "postgres"
+    ]
+    print(f"{len(rounds)} rounds; PostgreSQL ingest wall times: {', '.join(spread)}")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"load average at the end: {load} on {os.cpu_count()} CPUs")
 
