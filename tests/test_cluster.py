@@ -18,6 +18,8 @@ from sentra_graph.cluster.community import (
 )
 from sentra_graph.cluster.lockstep import (
     NO_GROUP,
+    _member_cosine,
+    _trim,
     activity_vectors,
     baseline_cosine,
     lockstep_groups,
@@ -109,6 +111,35 @@ def test_lockstep_sample_bound_still_assigns_every_account() -> None:
     vectors = activity_vectors(counts, min_active_bins=6)
     labels, _ = lockstep_groups(vectors, LockstepParams(sample_size=200), seed=0)
     assert ((labels != NO_GROUP) & truth).sum() >= 27
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_trimming_keeps_the_synchronised_core_of_a_diluted_candidate(seed: int) -> None:
+    # one candidate holding eight synchronised accounts among sixty that merely sat near them
+    counts, truth = lockstep_activity(seed, n_random=60, n_sync=8)
+    vectors = activity_vectors(counts, min_active_bins=1)
+    base = baseline_cosine(vectors)
+    cut = base + LockstepParams().min_sync * (1.0 - base)
+    candidate = np.zeros(len(truth), dtype=np.int64)
+    assert (_member_cosine(vectors, candidate)[truth] < cut).all()  # diluted below the cut
+    trimmed = _trim(vectors, candidate, cut)
+    assert np.array_equal(trimmed >= 0, truth)
+    assert (_member_cosine(vectors, trimmed)[truth] >= cut).all()
+    # a candidate of unrelated accounts keeps no synchronised core
+    loose = _trim(vectors[~truth], np.zeros(int((~truth).sum()), dtype=np.int64), cut)
+    assert (_member_cosine(vectors[~truth], loose)[loose >= 0] < cut).all()
+
+
+def test_member_cosine_matches_brute_force() -> None:
+    counts, _ = lockstep_activity(4, n_random=20, n_sync=6)
+    vectors = activity_vectors(counts, min_active_bins=1)
+    labels = np.random.default_rng(0).integers(-1, 3, vectors.shape[0])
+    dense = vectors.toarray()
+    ours = _member_cosine(vectors, labels)
+    for a in range(len(labels)):
+        peers = [b for b in range(len(labels)) if b != a and labels[b] == labels[a]]
+        want = np.mean([dense[a] @ dense[b] for b in peers]) if labels[a] >= 0 and peers else 0.0
+        assert ours[a] == pytest.approx(want)
 
 
 def test_baseline_cosine_matches_brute_force() -> None:

@@ -98,6 +98,53 @@ def _internal_cosine(vectors: sparse.csr_matrix, labels: np.ndarray, n_groups: i
     return np.divide((sums * sums).sum(axis=1) - m, pairs, out=np.zeros(n_groups), where=pairs > 0)
 
 
+def _member_cosine(vectors: sparse.csr_matrix, labels: np.ndarray) -> np.ndarray:
+    """Mean cosine of each row with the other members of its group (0 outside groups)."""
+    out = np.zeros(vectors.shape[0])
+    members = np.flatnonzero(labels >= 0)
+    if not len(members):
+        return out
+    n_groups = int(labels.max()) + 1
+    sums = _group_sums(vectors, labels, n_groups)
+    sizes = np.bincount(labels[members], minlength=n_groups).astype(np.float64)
+    own = vectors[members]
+    dots = np.asarray(own.multiply(sums[labels[members]]).sum(axis=1)).ravel()
+    dots -= np.asarray(own.multiply(own).sum(axis=1)).ravel()
+    peers = sizes[labels[members]] - 1.0
+    out[members] = np.divide(dots, peers, out=np.zeros(len(members)), where=peers > 0)
+    return out
+
+
+def _trim(
+    vectors: sparse.csr_matrix, labels: np.ndarray, cut: float, rounds: int = 3
+) -> np.ndarray:
+    """Candidate groups stripped of the members that are not co-active with the rest.
+
+    HDBSCAN in the reduced space may put a synchronised core together with accounts that only
+    sit near it there; their mean cosine with the candidate dilutes the core's below ``cut``,
+    and the whole candidate would be lost. Each round drops the members whose mean cosine with
+    their candidate is below ``cut`` and below the candidate's average: a core (far above the
+    average) survives, a uniform candidate loses its weaker half, a synchronised one nobody.
+
+    >>> v = sparse.csr_matrix(np.array([[1, 0, 0], [1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]]))
+    >>> _trim(v, np.zeros(5, dtype=np.int64), cut=0.3).tolist()
+    [0, 0, 0, -1, -1]
+    """
+    labels = labels.copy()
+    for _ in range(rounds):
+        members = np.flatnonzero(labels >= 0)
+        if not len(members):
+            break
+        cosine = _member_cosine(vectors, labels)[members]
+        group = labels[members]
+        average = np.bincount(group, weights=cosine) / np.maximum(np.bincount(group), 1)
+        drop = cosine < np.minimum(cut, average[group])
+        if not drop.any():
+            break
+        labels[members[drop]] = NO_GROUP
+    return _compact(labels)
+
+
 def _best_group(
     vectors: sparse.csr_matrix, labels: np.ndarray, n_groups: int, chunk: int = 20_000
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -150,6 +197,8 @@ def lockstep_groups(
     n_found = int(found.max()) + 1
     if n_found == 0:
         return labels, strength
+    found = _trim(vectors[sample], found, cut)
+    n_found = int(found.max()) + 1
     synced = np.flatnonzero(_internal_cosine(vectors[sample], found, n_found) >= cut)
     current = np.full(len(eligible), NO_GROUP, dtype=np.int64)
     in_sample = np.searchsorted(eligible, sample)
