@@ -33,7 +33,14 @@ from sentra_graph.graph.projection import entity_units
 from sentra_graph.params import RiskParams
 from sentra_graph.risk.timing import peer_coactivity, signup_peers
 
-__all__ = ["CHANNELS", "FarmInputs", "entity_sharing", "member_channels", "signature_strength"]
+__all__ = [
+    "CHANNELS",
+    "FarmInputs",
+    "binomial_surprise",
+    "entity_sharing",
+    "member_channels",
+    "signature_strength",
+]
 
 CHANNELS = ("payment", "network", "device", "content", "timing", "signup")
 _CONCENTRATED = ("signup_ip", "signup_prefix", "ip", "prefix", "device", "tls")
@@ -58,6 +65,9 @@ SURPRISE_FROM = 6.0
 """Binomial surprise (-log10 chance) below which a universally used template is not evidence."""
 SURPRISE_SPAN = 4.0
 """Orders of magnitude above ``SURPRISE_FROM`` at which it is full evidence."""
+HEAVY_USE = 0.2
+"""Share of an account's prompts in one template from which it uses the template heavily:
+people spread their prompts over many phrasings, a script sends its wrapper again and again."""
 
 
 @dataclass(frozen=True)
@@ -120,22 +130,52 @@ def entity_sharing(inputs: FarmInputs, params: RiskParams) -> pd.DataFrame:
     return rows
 
 
+def binomial_surprise(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """-log10 of the chance of at least ``k`` successes in ``n`` draws of probability ``p``.
+
+    >>> k, n = np.array([0, 3, 3]), np.array([5, 3, 3])
+    >>> binomial_surprise(k, n, np.array([0.5, 0.1, 0.5])).round(2).tolist()
+    [0.0, 3.0, 0.9]
+    """
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1.0)
+    tail = stats.binom.sf(np.asarray(k) - 1, n, p)
+    return np.maximum(-np.log10(np.clip(tail, 1e-300, 1.0)), 0.0)
+
+
 def _surprise(
     rows: pd.DataFrame, inputs: FarmInputs, farm_units: pd.Series, which: np.ndarray
 ) -> np.ndarray:
-    """-log10 of the chance that as many of the farm's org units use the entity if each unit
-    picked it independently at its window-wide rate (binomial tail); 0 where not computed."""
+    """How improbable the farm's use of each entity is, 0 where not computed.
+
+    The larger of two binomial surprises (:func:`binomial_surprise`): as many of the farm's
+    org units using the entity if each unit picked it independently at its window-wide rate,
+    and, for the members that use it *heavily* themselves (for :data:`HEAVY_USE` of their
+    requests or prompts), as many heavy users at the window-wide rate of heavy use. A template
+    that many send now and then can still be one that only a script sends most of the time.
+    """
     out = np.zeros(len(rows))
     if not which.any():
         return out
-    n_units = len(np.unique(inputs.units))
-    rate = entity_units(inputs.incidence, inputs.units) / max(n_units, 1)
+    inc = inputs.incidence
+    n_units = max(len(np.unique(inputs.units)), 1)
     sel = np.flatnonzero(which)
-    k = rows["units"].to_numpy()[sel]
-    n = farm_units.reindex(rows["farm"].to_numpy()[sel]).to_numpy()
-    p = np.clip(rate[rows["entity"].to_numpy()[sel]], 1e-12, 1.0)
-    tail = stats.binom.sf(k - 1, n, p)
-    out[sel] = -np.log10(np.maximum(tail, 1e-300))
+    farm = rows["farm"].to_numpy()[sel]
+    entity = rows["entity"].to_numpy()[sel]
+    n = farm_units.reindex(farm).to_numpy()
+    rate = entity_units(inc, inputs.units) / n_units
+    out[sel] = binomial_surprise(rows["units"].to_numpy()[sel], n, rate[entity])
+    heavy_rows = np.isin(inc.entity, np.unique(entity)) & (inc.volume >= HEAVY_USE)
+    heavy_rate = entity_units(inc.without(~heavy_rows), inputs.units) / n_units
+    picked = rows.iloc[sel]
+    heavy = picked[picked["volume"].to_numpy() >= HEAVY_USE]
+    k_heavy = (
+        heavy.groupby(["farm", "entity"])["unit"]
+        .nunique()
+        .reindex(pd.MultiIndex.from_arrays([farm, entity]), fill_value=0)
+    ).to_numpy()
+    heavy_surprise = binomial_surprise(k_heavy, n, heavy_rate[entity])
+    uses_heavily = picked["volume"].to_numpy() >= HEAVY_USE
+    out[sel] = np.maximum(out[sel], np.where(uses_heavily, heavy_surprise, 0.0))
     return out
 
 
