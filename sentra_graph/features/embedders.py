@@ -107,9 +107,8 @@ def normalize_prompts(prompts: TextColumn, max_chars: int = 300) -> pd.Series:
     Masks, in order: identifiers (``_ident_``) and capitalised names inside a sentence
     (``_name_``), then, lower-cased, fenced and inline code (``_code_``), URLs (``_url_``),
     e-mail addresses (``_email_``), quoted strings (``_str_``), any word holding a digit
-    (``_num_``). Texts longer
-    than ``max_chars`` after masking keep their head and tail (where instructions sit). Missing
-    prompts stay missing.
+    (``_num_``). Texts longer than ``max_chars`` after masking keep their head and tail (where
+    instructions sit). Missing prompts stay missing.
 
     :param prompts: raw prompt texts (None for none).
     :param max_chars: length kept after masking.

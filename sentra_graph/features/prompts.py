@@ -336,6 +336,8 @@ class TemplateModel:
 
         Rows with a gateway embedding (of the most common length) form one space, rows with
         only a prompt the other; each space is sampled down to ``params.sample_size`` rows.
+        Text templates are fitted on the sampled prompts too short for a skeleton (the only
+        ones assigned to them).
 
         :param prompts: prompt texts (None for none).
         :param embeddings: gateway embeddings aligned with ``prompts`` (JSON array text, lists or
@@ -362,9 +364,11 @@ class TemplateModel:
         model = cls(params, seed, _make_embedder(params), text, embedding)
 
         rows = routes.text_rows[_sample(rng, len(routes.text_rows), params.sample_size)]
-        if len(rows) >= 2 * params.min_cluster_size:
-            raw = routes.text.take(pa.array(rows, type=pa.int64()))
-            normalised = normalize_text(raw, params.max_chars)
+        raw = routes.text.take(pa.array(rows, type=pa.int64()))
+        normalised = normalize_text(raw, params.max_chars)
+        short = skeleton_ids(normalised, params.skeleton_head, params.skeleton_tail) < 0
+        if short.sum() >= 2 * params.min_cluster_size:  # the prompts fitted templates serve
+            raw, normalised = raw.filter(pa.array(short)), normalised.filter(pa.array(short))
             model.embedder.fit(normalised, seed)
             vectors = _embed_unique(model.embedder, normalised, params.batch_size)
             text.fit(vectors, _objects(raw), params, seed)
