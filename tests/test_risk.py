@@ -341,3 +341,20 @@ def test_binomial_surprise_matches_the_tail_probability() -> None:
     want = [-np.log10(1 - 0.9**10), -np.log10(stats.binom.sf(3, 10, 0.3)), 20.0]
     assert binomial_surprise(k, n, p) == pytest.approx(want, rel=1e-6)
     assert binomial_surprise(np.array([0]), np.array([5]), np.array([0.5])).tolist() == [0.0]
+
+
+def test_busy_accounts_all_touching_a_common_template_is_no_surprise() -> None:
+    # ten members send 2,000 prompts each, two of them in template 0; 90 of the 990 others
+    # (20 prompts each) use it too: one account in ten uses it, but a busy one nearly surely does
+    n = 1000
+    prompts = np.r_[np.full(10, 2000.0), np.full(n - 10, 20.0)]
+    users = np.r_[np.arange(10), np.arange(10, 100)]
+    acc = np.repeat(users, 2)
+    part = request_entities("template", acc, np.zeros(len(acc), dtype=np.int64),
+                            np.array(["0"]), prompts)  # fmt: skip
+    inputs = dataclasses.replace(template_farm(10), incidence=combine([part], n))
+    blind = member_channels(inputs, entity_sharing(inputs, P), P)
+    assert (blind["content"][:10] == 1.0).all()  # 10 of 10 at a rate of 1 in 10: 1e-10
+    aware = dataclasses.replace(inputs, prompts=prompts)
+    channels = member_channels(aware, entity_sharing(aware, P), P)
+    assert (channels["content"][:10] == 0.0).all()
