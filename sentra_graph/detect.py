@@ -192,7 +192,16 @@ def detect(
     with stages("evidence"):
 
         def assess(labels: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
-            inputs = FarmInputs(labels, win.units, incidence, vectors, baseline, win.created, rates)
+            inputs = FarmInputs(
+                labels,
+                win.units,
+                incidence,
+                vectors,
+                baseline,
+                win.created,
+                rates,
+                templates["n_prompts"].to_numpy(dtype=float),
+            )
             rows = entity_sharing(inputs, risk)
             return rows, member_channels(inputs, rows, risk)
 

@@ -36,6 +36,13 @@ class TemplateParams:
     gives its other members strength 0."""
     max_chars: int = 300
     """Characters of a normalised prompt embedded: its head and tail, where instructions sit."""
+    skeleton_head: int = 6
+    skeleton_tail: int = 6
+    """Words of a normalised prompt's start and end that make its skeleton (the wrapper a script
+    puts around varying content). A prompt with more words than ``skeleton_head +
+    skeleton_tail`` gets its skeleton's id instead of a fitted template's: fitted on a sample,
+    templates only exist for wrappers common enough to be sampled, skeletons for any wrapper.
+    Shorter prompts keep the fitted templates. 0 and 0: fitted templates only."""
     embedder: str = "hashing"
     """"hashing" (model-free, default) or "sentence-transformers" (extra ``[embeddings]``)."""
     text_model: str | None = None

@@ -18,8 +18,13 @@ from sentra_graph.cluster.community import (
 )
 from sentra_graph.cluster.lockstep import (
     NO_GROUP,
+    _member_excess,
+    _trim,
+    activity_density,
     activity_vectors,
     baseline_cosine,
+    chance_cosine,
+    excess_cosine,
     lockstep_groups,
 )
 from sentra_graph.params import ClusterParams, LockstepParams
@@ -109,6 +114,59 @@ def test_lockstep_sample_bound_still_assigns_every_account() -> None:
     vectors = activity_vectors(counts, min_active_bins=6)
     labels, _ = lockstep_groups(vectors, LockstepParams(sample_size=200), seed=0)
     assert ((labels != NO_GROUP) & truth).sum() >= 27
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_trimming_keeps_the_synchronised_core_of_a_diluted_candidate(seed: int) -> None:
+    # one candidate holding eight synchronised accounts among sixty that merely sat near them
+    counts, truth = lockstep_activity(seed, n_random=60, n_sync=8)
+    vectors = activity_vectors(counts, min_active_bins=1)
+    base, root = baseline_cosine(vectors), np.sqrt(activity_density(vectors))
+    sync = LockstepParams().min_sync
+    candidate = np.zeros(len(truth), dtype=np.int64)
+    assert (_member_excess(vectors, candidate, root, base)[truth] < sync).all()  # diluted
+    trimmed = _trim(vectors, candidate, root, base, sync)
+    assert np.array_equal(trimmed >= 0, truth)
+    assert (_member_excess(vectors, trimmed, root, base)[truth] >= sync).all()
+    # a candidate of unrelated accounts keeps no synchronised core
+    rest = ~truth
+    loose = _trim(vectors[rest], np.zeros(int(rest.sum()), dtype=np.int64), root[rest], base, sync)
+    assert (_member_excess(vectors[rest], loose, root[rest], base)[loose >= 0] < sync).all()
+
+
+def test_member_excess_matches_brute_force() -> None:
+    counts, _ = lockstep_activity(4, n_random=20, n_sync=6)
+    vectors = activity_vectors(counts, min_active_bins=1)
+    labels = np.random.default_rng(0).integers(-1, 3, vectors.shape[0])
+    dense, root = vectors.toarray(), np.sqrt(activity_density(vectors))
+    ours = _member_excess(vectors, labels, root, 0.05)
+    for a in range(len(labels)):
+        peers = [b for b in range(len(labels)) if b != a and labels[b] == labels[a]]
+        if labels[a] < 0 or not peers:
+            assert ours[a] == 0.0
+            continue
+        cosine = np.mean([dense[a] @ dense[b] for b in peers])
+        chance = max(0.05, root[a] * np.mean(root[peers]))
+        assert ours[a] == pytest.approx((cosine - chance) / (1 - chance))
+
+
+def test_chance_cosine_predicts_independent_accounts() -> None:
+    # accounts active in random bins: the busier two are, the more they overlap by chance
+    rng = np.random.default_rng(5)
+    n_bins, rows, cols = 1000, [], []
+    busy = np.r_[np.full(100, 20), np.full(100, 300)]  # active bins per account
+    for a, k in enumerate(busy):
+        cols += rng.choice(n_bins, k, replace=False).tolist()
+        rows += [a] * k
+    counts = sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(200, n_bins)).tocsr()
+    vectors = activity_vectors(counts, min_active_bins=1)
+    dense, root = vectors.toarray(), np.sqrt(activity_density(vectors))
+    for group in (np.arange(100), np.arange(100, 200)):
+        sims = dense[group] @ dense[group].T
+        observed = (sims.sum() - np.trace(sims)) / (len(group) * (len(group) - 1))
+        predicted = chance_cosine(root[group], root[group].mean(), 0.0).mean()
+        assert observed == pytest.approx(predicted, rel=0.25)
+    assert excess_cosine(np.array([0.3]), 0.3).tolist() == [0.0]
 
 
 def test_baseline_cosine_matches_brute_force() -> None:

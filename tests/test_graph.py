@@ -168,7 +168,7 @@ def small_window() -> tuple[pd.DataFrame, pd.DataFrame]:
             "ip": ["10.0.0.1", "10.0.0.1", "2001:db8::1"],
             "tls_fingerprint": ["t1", None, "t1"],
             "user_agent": ["ua", "ua", None],
-            "template_id": [1_000_007, -1, 3],
+            "template_id": [1_000_007, 1_000_007, 3],
             "markers": [1, 0, 0],
         }
     )
@@ -183,7 +183,7 @@ def test_encode_window_codes_every_column_and_adds_unknown_accounts() -> None:
     assert win.created[2] == pd.Timestamp("2025-01-03T01:00", tz="UTC").timestamp()
     assert [win.device_labels[d] for d in win.device] == ["t1|ua", "-|ua", "t1|-"]
     assert win.prefix_labels[win.prefix].tolist() == ["10.0.0.0/24", "10.0.0.0/24", "2001:db8::/48"]
-    assert win.template.tolist() == [1_000_007, -1, 3]
+    assert win.template.tolist() == [1_000_007, 1_000_007, 3]
 
 
 def test_build_incidence_uses_template_ids_as_given_and_drops_allowlisted_links() -> None:
@@ -191,7 +191,8 @@ def test_build_incidence_uses_template_ids_as_given_and_drops_allowlisted_links(
     n_req = np.bincount(win.acc, minlength=win.n).astype(float)
     inc = build_incidence(win, n_req, n_req, set(), set())
     labels = {inc.label(e) for e in range(inc.n_entities)}
-    assert {"template 1000007", "template 3", "payment card", "ip 10.0.0.1"} <= labels
+    assert {"template 1000007", "payment card", "ip 10.0.0.1"} <= labels
+    assert "template 3" not in labels  # one account's template links nobody: left out
     cut = build_incidence(win, n_req, n_req, {"10.0.0.1"}, {"acme"})
     kept = {inc.label(e) for e in cut.entity}
     assert "ip 10.0.0.1" not in kept

@@ -31,9 +31,12 @@ from sentra_graph.features.prompts import (
     ApproximatePredictor,
     TemplateModel,
 )
+from sentra_graph.features.skeletons import SKELETON_ID_OFFSET, skeleton_keys
 from sentra_graph.params import TemplateParams
 
-PARAMS = TemplateParams(min_cluster_size=10, sample_size=2_000)
+PARAMS = TemplateParams(min_cluster_size=10, sample_size=2_000, skeleton_head=0, skeleton_tail=0)
+"""Fitted templates only (no skeleton ids): what the HDBSCAN side of the model does."""
+SKELETONS = dataclasses.replace(PARAMS, skeleton_head=6, skeleton_tail=6)
 
 _LETTERS = np.array(list(string.ascii_lowercase))
 
@@ -113,6 +116,21 @@ def test_normalisation_keeps_head_and_tail_of_long_prompts() -> None:
     long = "start " + "filler words here " * 200 + "the end"
     out = normalize_prompts([long], max_chars=90)[0]
     assert out.startswith("start filler") and out.endswith("the end") and len(out) <= 95
+
+
+def test_normalisation_masks_names_and_identifiers_inside_sentences() -> None:
+    out = normalize_prompts(
+        [
+            "What is wrong with this Ruby code? Answer in Greek.",
+            "What is wrong with this C++ code? Answer in Brazilian Portuguese.",
+            "Call fetch_user_map and getUserName for Ana, then report.",
+            "Call load_orders and setTimeout for Li Wei, then report.",
+        ]
+    ).tolist()
+    assert out[0] == out[1] == "what is wrong with this _name_ code? answer in _name_."
+    assert out[2] == out[3] == "call _ident_ and _ident_ for _name_, then report."
+    # a capital opening a sentence is phrasing, not a slot
+    assert normalize_prompts(["Fine. Then what?"]).tolist() == ["fine. then what?"]
 
 
 # ---- hashing ---------------------------------------------------------------------------
@@ -264,6 +282,69 @@ def test_invalid_parameters_are_refused() -> None:
         TemplateModel.fit(prompts, None, TemplateParams(embedder="magic"), seed=0)
     with pytest.raises(ValueError, match="differ in length"):
         TemplateModel.fit(prompts, pd.Series([None]), PARAMS, seed=0)
+
+
+# ---- skeletons -------------------------------------------------------------------------
+
+
+def test_skeleton_keys_follow_the_head_and_tail_words_only() -> None:
+    texts = [
+        "act as a tutor. solve: one two three. show your work, then box the answer.",
+        "act as a tutor. solve: four five six seven eight. show your work, then box the answer.",
+        "act as a tutor: solve: nine ten. show your work then box the answer",  # punctuation
+        "act as a coach. solve: one two three. show your work, then box the answer.",
+        "act as a tutor. solve: one two three. show your work, then state the answer.",
+        "act as a tutor. show your work, then box it.",  # ten words: nothing between
+    ]
+    keys = skeleton_keys(texts, head=4, tail=6)
+    assert keys[0] == keys[1] == keys[2]
+    assert len({keys[0], keys[3], keys[4]}) == 3
+    assert keys[5] == 0
+    # a text's key does not depend on the other texts of the batch
+    assert skeleton_keys(texts[1:2], head=4, tail=6)[0] == keys[1]
+    assert skeleton_keys(texts, head=0, tail=0).tolist() == [0] * len(texts)
+
+
+def _wrapped(rng: np.random.Generator, n: int) -> list[str]:
+    """A scripted wrapper around varying payloads (too few prompts for a fitted template)."""
+    vocab = ["".join(rng.choice(_LETTERS, 6)) for _ in range(500)]
+    return [
+        f"You are a careful grader. Question: {_words(rng, vocab, 6, 20)}\n"
+        "Think it through, then give the final verdict as PASS or FAIL."
+        for _ in range(n)
+    ]
+
+
+def test_a_rare_wrapper_gets_one_skeleton_id() -> None:
+    prompts, _ = corpus(n_per_template=120, n_free=300, seed=1)
+    rare = _wrapped(np.random.default_rng(5), 6)
+    series = pd.Series(prompts + rare, dtype=object)
+    model = TemplateModel.fit(series, None, SKELETONS, seed=0)
+    ids = model.assign(series, None)
+    wrapped = ids[-len(rare) :]
+    assert len(set(wrapped)) == 1 and wrapped[0] >= SKELETON_ID_OFFSET
+    # the same wrapper is recognised without the fitted model ever having seen it
+    unseen = model.assign(pd.Series(_wrapped(np.random.default_rng(6), 3)), None)
+    assert set(unseen) == {wrapped[0]}
+    # long free text: every prompt its own skeleton (shared by no other prompt)
+    free = pd.Series(ids[: len(prompts)])[np.asarray(corpus(120, 300, seed=1)[1]) == -1]
+    long_free = free[free >= SKELETON_ID_OFFSET]
+    assert len(long_free) > 100 and long_free.duplicated(keep=False).mean() < 0.05
+
+
+def test_short_prompts_keep_the_fitted_templates(fitted) -> None:
+    model, _, _ = fitted
+    short = pd.Series([f"translate to french: {w} {w}s" for w in ("cat", "dog", "sun")] * 10)
+    with_skeletons = TemplateModel.from_bytes(model.to_bytes())
+    with_skeletons.params = SKELETONS
+    assert np.array_equal(with_skeletons.assign(short, None), model.assign(short, None))
+
+
+def test_skeletons_need_no_fitted_model() -> None:
+    model = TemplateModel.fit(pd.Series(["hello there"]), None, SKELETONS, seed=0)
+    rng = np.random.default_rng(8)
+    ids = model.assign(pd.Series([*_wrapped(rng, 2), "hi"]), None)
+    assert ids[0] == ids[1] >= SKELETON_ID_OFFSET and ids[2] == NO_TEMPLATE
 
 
 # ---- gateway embeddings ----------------------------------------------------------------

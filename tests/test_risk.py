@@ -8,11 +8,17 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import sparse
+from scipy import sparse, stats
 
 from sentra_graph.graph.entities import account_entities, combine, request_entities
 from sentra_graph.params import RiskParams
-from sentra_graph.risk.evidence import CHANNELS, FarmInputs, entity_sharing, member_channels
+from sentra_graph.risk.evidence import (
+    CHANNELS,
+    FarmInputs,
+    binomial_surprise,
+    entity_sharing,
+    member_channels,
+)
 from sentra_graph.risk.feedback import (
     allowlist_sets,
     allowlisted_reasons,
@@ -305,3 +311,50 @@ def test_network_and_sign_up_burst_alone_are_one_coincidence() -> None:
     assert score_of({"network": 1.0, "signup": 1.0}, 30) < 0.5
     assert score_of({"network": 1.0, "signup": 1.0, "timing": 1.0}, 30) >= 0.8
     assert score_of({"network": 1.0, "signup": 1.0, "payment": 1.0}, 30) >= 0.8
+
+
+def heavy_template_farm(member_share: float) -> FarmInputs:
+    """A farm of ten accounts among 1000; 400 outsiders send 1 of their 20 prompts in
+    template 0, the members ``member_share`` of theirs."""
+    n, per = 1000, 20
+    outsiders = np.arange(10, 410)
+    member_hits = int(round(member_share * per))
+    acc = np.r_[np.repeat(np.arange(10), member_hits), outsiders]
+    part = request_entities("template", acc, np.zeros(len(acc), dtype=np.int64),
+                            np.array(["0"]), np.full(n, float(per)))  # fmt: skip
+    return dataclasses.replace(template_farm(10), incidence=combine([part], n))
+
+
+def test_a_template_only_the_members_use_heavily_is_evidence() -> None:
+    # 410 of 1000 accounts use the template: all ten members doing so is no surprise (1e-4);
+    # all ten sending it most of the time, when nobody else does, is
+    heavy = heavy_template_farm(0.6)
+    channels = member_channels(heavy, entity_sharing(heavy, P), P)
+    assert (channels["content"][:10] == 1.0).all()
+    light = heavy_template_farm(0.05)
+    channels = member_channels(light, entity_sharing(light, P), P)
+    assert (channels["content"][:10] == 0.0).all()
+
+
+def test_binomial_surprise_matches_the_tail_probability() -> None:
+    k, n, p = np.array([1, 4, 10]), np.array([10, 10, 10]), np.array([0.1, 0.3, 0.01])
+    want = [-np.log10(1 - 0.9**10), -np.log10(stats.binom.sf(3, 10, 0.3)), 20.0]
+    assert binomial_surprise(k, n, p) == pytest.approx(want, rel=1e-6)
+    assert binomial_surprise(np.array([0]), np.array([5]), np.array([0.5])).tolist() == [0.0]
+
+
+def test_busy_accounts_all_touching_a_common_template_is_no_surprise() -> None:
+    # ten members send 2,000 prompts each, two of them in template 0; 90 of the 990 others
+    # (20 prompts each) use it too: one account in ten uses it, but a busy one nearly surely does
+    n = 1000
+    prompts = np.r_[np.full(10, 2000.0), np.full(n - 10, 20.0)]
+    users = np.r_[np.arange(10), np.arange(10, 100)]
+    acc = np.repeat(users, 2)
+    part = request_entities("template", acc, np.zeros(len(acc), dtype=np.int64),
+                            np.array(["0"]), prompts)  # fmt: skip
+    inputs = dataclasses.replace(template_farm(10), incidence=combine([part], n))
+    blind = member_channels(inputs, entity_sharing(inputs, P), P)
+    assert (blind["content"][:10] == 1.0).all()  # 10 of 10 at a rate of 1 in 10: 1e-10
+    aware = dataclasses.replace(inputs, prompts=prompts)
+    channels = member_channels(aware, entity_sharing(aware, P), P)
+    assert (channels["content"][:10] == 0.0).all()

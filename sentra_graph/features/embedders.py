@@ -1,9 +1,11 @@
 """Prompt text -> dense vectors: normalisation, a model-free hashing embedder, optional models.
 
 Templates are prompts that share a skeleton whatever their slot values, so text is normalised
-before it is embedded: lower-cased, and code blocks, URLs, e-mail addresses, quoted strings and
-anything holding a digit replaced by placeholder tokens. Two prompts of one template then differ
-only in their free-text slots.
+before it is embedded: identifiers (``snake_case``, ``camelCase``) and capitalised names inside a
+sentence (people, places, languages, products) are masked while the case still shows them, then
+the text is lower-cased and code blocks, URLs, e-mail addresses, quoted strings and anything
+holding a digit are replaced by placeholder tokens. Two prompts of one template then differ only
+in their free-text slots.
 
 The default :class:`HashingEmbedder` needs no model: hashed word 1-3 grams, TF-IDF and a
 truncated SVD, computed column-wise with pyarrow and numpy (no Python loop per prompt). The
@@ -12,6 +14,8 @@ similarity at a few hundred prompts per second.
 
 >>> normalize_prompts(pd.Series(["Add 12 and 30.5, see https://x.io/a or mail me@x.io"])).tolist()
 ['add _num_ and _num_, see _url_ or mail _email_']
+>>> normalize_prompts(pd.Series(["Why does load_user fail in New York? Ask Ana in Rust."])).tolist()
+['why does _ident_ fail in _name_? ask _name_ in _name_.']
 """
 
 from __future__ import annotations
@@ -51,6 +55,13 @@ EMBEDDINGS_EXTRA_HINT = "pip install 'sentra-graph[embeddings]'"
 """What to run when the optional sentence-transformers embedder is asked for but not installed."""
 
 # Placeholders are single word tokens (letters and underscores) so they survive tokenisation.
+# Case-sensitive masks run before lower-casing: identifiers, then capitalised words (and runs of
+# them) that follow a lower-case word, a digit or a comma, colon, semicolon or bracket, i.e.
+# names inside a sentence; a capital opening a sentence is phrasing and stays.
+_CASED_MASKS: tuple[tuple[str, str], ...] = (
+    (r"\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b|\b\p{Ll}+\p{Lu}[\pL\pN]*", "_ident_"),
+    (r"([\p{Ll}\pN,;:)] )\p{Lu}[\pL\pN+#]*(?: \p{Lu}[\pL\pN+#]*)*", r"\1_name_"),
+)
 _MASKS: tuple[tuple[str, str], ...] = (
     (r"(?s)```.*?(```|$)", " _code_ "),
     (r"`[^`\n]{1,200}`", " _code_ "),
@@ -93,17 +104,18 @@ def _head_tail(text: pa.Array, max_chars: int) -> pa.Array:
 def normalize_prompts(prompts: TextColumn, max_chars: int = 300) -> pd.Series:
     """Lower-case prompts and mask their slot values so prompts of one template coincide.
 
-    Masks, in order: fenced and inline code (``_code_``), URLs (``_url_``), e-mail addresses
-    (``_email_``), quoted strings (``_str_``), any word holding a digit (``_num_``). Texts longer
-    than ``max_chars`` after masking keep their head and tail (where instructions sit). Missing
-    prompts stay missing.
+    Masks, in order: identifiers (``_ident_``) and capitalised names inside a sentence
+    (``_name_``), then, lower-cased, fenced and inline code (``_code_``), URLs (``_url_``),
+    e-mail addresses (``_email_``), quoted strings (``_str_``), any word holding a digit
+    (``_num_``). Texts longer than ``max_chars`` after masking keep their head and tail (where
+    instructions sit). Missing prompts stay missing.
 
     :param prompts: raw prompt texts (None for none).
     :param max_chars: length kept after masking.
     :return: a string Series, same length and order.
 
     >>> normalize_prompts(['Say "hi" to Bob', None, "Fix `x = 1`"]).tolist()
-    ['say _str_ to bob', None, 'fix _code_']
+    ['say _str_ to _name_', None, 'fix _code_']
     """
     normalised = normalize_text(as_text_array(prompts), max_chars)
     return pd.Series(normalised.to_numpy(zero_copy_only=False), dtype=object)
@@ -111,7 +123,10 @@ def normalize_prompts(prompts: TextColumn, max_chars: int = 300) -> pd.Series:
 
 def normalize_text(text: pa.Array, max_chars: int = 300) -> pa.Array:
     """Arrow-in, arrow-out :func:`normalize_prompts` (no conversion to Python objects)."""
-    text = pc.utf8_lower(_head_tail(text, 4 * max_chars))  # bounds the cost of huge prompts
+    text = _head_tail(text, 4 * max_chars)  # bounds the cost of huge prompts
+    for pattern, placeholder in _CASED_MASKS:
+        text = pc.replace_substring_regex(text, pattern=pattern, replacement=placeholder)
+    text = pc.utf8_lower(text)
     for pattern, placeholder in _MASKS:
         text = pc.replace_substring_regex(text, pattern=pattern, replacement=placeholder)
     return _head_tail(pc.utf8_trim_whitespace(text), max_chars)

@@ -1,14 +1,18 @@
-"""Prompt-template clusters: HDBSCAN on reduced prompt embeddings, fitted once, assigned fast.
+"""Prompt templates: skeleton keys of long prompts, HDBSCAN clusters of the rest, assigned fast.
 
 A *template* is a skeleton many prompts share whatever their slot values ("Solve the following
 problem step by step ... {problem}", an IDE plugin's system prompt followed by varying code).
-:class:`TemplateModel` fits HDBSCAN on a bounded sample and assigns every other prompt to the
-fitted clusters without refitting.
+A prompt longer than its skeleton (its first and last words, see
+:mod:`sentra_graph.features.skeletons`) gets its skeleton's id: no sample is needed, so the
+wrapper of a handful of accounts is as visible as a wrapper of thousands. Shorter prompts are
+assigned to clusters :class:`TemplateModel` fits with HDBSCAN on a bounded sample, without
+refitting.
 
 Two embedding spaces are kept apart: prompt text (normalised, see
 :func:`~sentra_graph.features.embedders.normalize_prompts`, then embedded) and the embeddings a
 gateway already computed (``prompt_embedding``), which live in a space of their own. Ids of the
-second space are offset by :data:`EMBEDDING_ID_OFFSET` so the two never collide.
+second space are offset by :data:`EMBEDDING_ID_OFFSET` and skeleton ids by
+:data:`~sentra_graph.features.skeletons.SKELETON_ID_OFFSET`, so that none collide.
 
 >>> rng = np.random.default_rng(0)
 >>> words = [f"w{chr(97 + i)}{chr(97 + j)}" for i in range(26) for j in range(26)]
@@ -47,6 +51,7 @@ from sentra_graph.features.embedders import (
     parse_embeddings,
 )
 from sentra_graph.features.markers import COT, RUBRIC, TOOL, prompt_markers
+from sentra_graph.features.skeletons import skeleton_ids
 from sentra_graph.params import TemplateParams
 
 __all__ = [
@@ -69,8 +74,9 @@ EMBEDDING_ID_OFFSET = 1_000_000
 """Added to the ids of clusters found among gateway-provided embeddings. Text-space ids stay
 below it: a sample of ``sample_size`` prompts holds at most ``sample_size / min_cluster_size``
 clusters, and :meth:`TemplateModel.fit` refuses samples that could reach the offset."""
-FORMAT_VERSION = 2
-"""Version of the :meth:`TemplateModel.to_bytes` layout; bumped when it changes."""
+FORMAT_VERSION = 3
+"""Version of the :meth:`TemplateModel.to_bytes` layout and of the text featurisation; bumped
+when either changes (3: names and identifiers masked, skeleton ids for long prompts)."""
 
 EMBEDDERS = ("hashing", "sentence-transformers")
 """Accepted values of ``TemplateParams.embedder``."""
@@ -304,8 +310,9 @@ class TemplateModel:
 
     Build it with :meth:`fit` (or :meth:`from_bytes`), then call :meth:`assign` on any number of
     prompts. Ids: ``>= 0`` a text-space template, ``>= EMBEDDING_ID_OFFSET`` a template among
-    gateway embeddings, :data:`NO_TEMPLATE` noise, :data:`NO_PROMPT` nothing to embed. The same
-    model always gives the same id to the same prompt.
+    gateway embeddings, ``>= SKELETON_ID_OFFSET`` the skeleton of a prompt longer than it (see
+    ``TemplateParams.skeleton_head``), :data:`NO_TEMPLATE` noise, :data:`NO_PROMPT` nothing to
+    embed. The same model always gives the same id to the same prompt.
     """
 
     def __init__(
@@ -329,6 +336,8 @@ class TemplateModel:
 
         Rows with a gateway embedding (of the most common length) form one space, rows with
         only a prompt the other; each space is sampled down to ``params.sample_size`` rows.
+        Text templates are fitted on the sampled prompts too short for a skeleton (the only
+        ones assigned to them).
 
         :param prompts: prompt texts (None for none).
         :param embeddings: gateway embeddings aligned with ``prompts`` (JSON array text, lists or
@@ -355,9 +364,11 @@ class TemplateModel:
         model = cls(params, seed, _make_embedder(params), text, embedding)
 
         rows = routes.text_rows[_sample(rng, len(routes.text_rows), params.sample_size)]
-        if len(rows) >= 2 * params.min_cluster_size:
-            raw = routes.text.take(pa.array(rows, type=pa.int64()))
-            normalised = normalize_text(raw, params.max_chars)
+        raw = routes.text.take(pa.array(rows, type=pa.int64()))
+        normalised = normalize_text(raw, params.max_chars)
+        short = skeleton_ids(normalised, params.skeleton_head, params.skeleton_tail) < 0
+        if short.sum() >= 2 * params.min_cluster_size:  # the prompts fitted templates serve
+            raw, normalised = raw.filter(pa.array(short)), normalised.filter(pa.array(short))
             model.embedder.fit(normalised, seed)
             vectors = _embed_unique(model.embedder, normalised, params.batch_size)
             text.fit(vectors, _objects(raw), params, seed)
@@ -393,8 +404,6 @@ class TemplateModel:
     def _assign_text(self, text: pa.Array) -> np.ndarray:
         """Ids of non-blank prompts: distinct raw texts normalised once, distinct normalised
         texts embedded and looked up once, slices of them on ``n_jobs`` threads."""
-        if self.text.predictor is None:
-            return np.full(len(text), NO_TEMPLATE, dtype=np.int32)
         raw = text.dictionary_encode()
         threads = _threads(self.params.n_jobs)
         one_thread = dataclasses.replace(self.params, n_jobs=1)
@@ -403,7 +412,7 @@ class TemplateModel:
             return normalize_text(part, self.params.max_chars)
 
         def lookup(part: pa.Array) -> np.ndarray:
-            return self.text.predict(self.embedder.transform(part), one_thread)
+            return self._template_ids(part, one_thread)
 
         with ThreadPoolExecutor(threads) as pool:
             parts = _slices(raw.dictionary, self.params.batch_size, threads)
@@ -412,6 +421,16 @@ class TemplateModel:
             ids = np.concatenate([np.empty(0, dtype=np.int32), *pool.map(lookup, parts)])
         by_distinct = ids[normalised.indices.to_numpy(zero_copy_only=False)]
         return by_distinct[raw.indices.to_numpy(zero_copy_only=False)]
+
+    def _template_ids(self, normalised: pa.Array, params: TemplateParams) -> np.ndarray:
+        """Ids of normalised prompts: their skeleton's where they are longer than it, a fitted
+        text template's (or :data:`NO_TEMPLATE`) for the others, which alone are embedded."""
+        ids = skeleton_ids(normalised, self.params.skeleton_head, self.params.skeleton_tail)
+        short = ids == NO_TEMPLATE
+        if short.any() and self.text.predictor is not None:
+            rest = normalised.filter(pa.array(short))
+            ids[short] = self.text.predict(self.embedder.transform(rest), params)
+        return ids
 
     def templates(self) -> pd.DataFrame:
         """The fitted templates, one row each.

@@ -109,15 +109,32 @@ class Incidence:
 
 
 def request_entities(
-    kind: str, acc: np.ndarray, codes: np.ndarray, labels: np.ndarray, n_requests: np.ndarray
+    kind: str,
+    acc: np.ndarray,
+    codes: np.ndarray,
+    labels: np.ndarray,
+    n_requests: np.ndarray,
+    min_accounts: int = 1,
 ) -> EntityPart:
     """Incidence of a per-request attribute; volume = share of the account's requests.
 
     acc: account code per request; codes: entity code per request (-1 missing); labels: the
-    value of each code; n_requests: requests per account (the share's denominator).
+    value of each code; n_requests: requests per account (the share's denominator);
+    min_accounts: entities used by fewer accounts are left out (one account's own prompt
+    skeletons link it to nobody and are no group's evidence: leaving them out keeps the graph
+    small).
+
+    >>> part = request_entities("template", np.array([0, 0, 1, 1]), np.array([5, 6, 5, -1]),
+    ...                         np.arange(7), np.array([2.0, 2.0]), min_accounts=2)
+    >>> part.account.tolist(), part.entity.tolist(), part.volume.tolist()
+    ([0, 1], [5, 5], [0.5, 0.5])
     """
     pair_acc, pair_ent, counts = pair_counts(acc, codes)
     volume = counts / np.maximum(n_requests[pair_acc], 1.0)
+    if min_accounts > 1 and len(pair_ent):
+        users = np.bincount(pair_ent)
+        keep = users[pair_ent] >= min_accounts
+        pair_acc, pair_ent, volume = pair_acc[keep], pair_ent[keep], volume[keep]
     return EntityPart(kind, pair_acc, pair_ent, volume, labels)
 
 

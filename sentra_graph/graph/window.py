@@ -205,8 +205,9 @@ def build_incidence(
             "template",
             win.acc,
             template_codes,
-            np.array([str(int(t)) for t in template_labels], dtype=object),
+            template_labels.astype(np.int64).astype(str).astype(object),
             n_prompts,
+            min_accounts=2,
         ),
     ]
     incidence = combine(parts, win.n)

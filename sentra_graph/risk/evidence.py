@@ -13,7 +13,8 @@ Six channels, each in [0, 1] per member (peers = farm members of other org units
   a farm's skeleton), or how much of a signature its farm's most common such template is, or
   its rate of a distillation marker (chain-of-thought, rubric, tool-use; full from
   ``MARKER_FULL``) that a good part of the farm carries too;
-- ``timing``: excess co-activity with peers in short time bins over the window's baseline;
+- ``timing``: excess co-activity with peers in short time bins over chance (the window's
+  baseline, more for busy accounts: :func:`~sentra_graph.risk.timing.peer_chance`);
 - ``signup``: peers created within the burst window, beyond what chance would put there.
 
 >>> CHANNELS
@@ -28,12 +29,20 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
+from sentra_graph.cluster.lockstep import excess_cosine
 from sentra_graph.graph.entities import ENTITY_TYPES, Incidence
 from sentra_graph.graph.projection import entity_units
 from sentra_graph.params import RiskParams
-from sentra_graph.risk.timing import peer_coactivity, signup_peers
+from sentra_graph.risk.timing import peer_chance, peer_coactivity, signup_peers
 
-__all__ = ["CHANNELS", "FarmInputs", "entity_sharing", "member_channels", "signature_strength"]
+__all__ = [
+    "CHANNELS",
+    "FarmInputs",
+    "binomial_surprise",
+    "entity_sharing",
+    "member_channels",
+    "signature_strength",
+]
 
 CHANNELS = ("payment", "network", "device", "content", "timing", "signup")
 _CONCENTRATED = ("signup_ip", "signup_prefix", "ip", "prefix", "device", "tls")
@@ -58,6 +67,9 @@ SURPRISE_FROM = 6.0
 """Binomial surprise (-log10 chance) below which a universally used template is not evidence."""
 SURPRISE_SPAN = 4.0
 """Orders of magnitude above ``SURPRISE_FROM`` at which it is full evidence."""
+HEAVY_USE = 0.2
+"""Share of an account's prompts in one template from which it uses the template heavily:
+people spread their prompts over many phrasings, a script sends its wrapper again and again."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +79,8 @@ class FarmInputs:
     labels: farm per account (-1 none); units: org unit; incidence: the entity graph;
     vectors / baseline: activity vectors and their baseline cosine; created: sign-up epoch
     seconds (NaN unknown); markers: per-account marker rates, one column per marker kind
-    (chain-of-thought, rubric, tool-use).
+    (chain-of-thought, rubric, tool-use); prompts: prompts per account (None: unknown), which
+    make a busy account's use of a common template less surprising.
     """
 
     labels: np.ndarray
@@ -77,6 +90,7 @@ class FarmInputs:
     baseline: float
     created: np.ndarray
     markers: np.ndarray
+    prompts: np.ndarray | None = None
 
 
 def entity_sharing(inputs: FarmInputs, params: RiskParams) -> pd.DataFrame:
@@ -120,22 +134,65 @@ def entity_sharing(inputs: FarmInputs, params: RiskParams) -> pd.DataFrame:
     return rows
 
 
+def binomial_surprise(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """-log10 of the chance of at least ``k`` successes in ``n`` draws of probability ``p``.
+
+    >>> k, n = np.array([0, 3, 3]), np.array([5, 3, 3])
+    >>> binomial_surprise(k, n, np.array([0.5, 0.1, 0.5])).round(2).tolist()
+    [0.0, 3.0, 0.9]
+    """
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1.0)
+    tail = stats.binom.sf(np.asarray(k) - 1, n, p)
+    return np.maximum(-np.log10(np.clip(tail, 1e-300, 1.0)), 0.0)
+
+
 def _surprise(
     rows: pd.DataFrame, inputs: FarmInputs, farm_units: pd.Series, which: np.ndarray
 ) -> np.ndarray:
-    """-log10 of the chance that as many of the farm's org units use the entity if each unit
-    picked it independently at its window-wide rate (binomial tail); 0 where not computed."""
+    """How improbable the farm's use of each entity is, 0 where not computed.
+
+    The larger of two binomial surprises (:func:`binomial_surprise`): as many of the farm's
+    org units using the entity if each unit picked it independently at its window-wide rate
+    (or, for farms of busy accounts, at the rate an account sending the farm's mean number of
+    prompts uses it: ``1 - (1 - q) ** m`` for a template holding a share ``q`` of all
+    prompts), and, for the members that use it *heavily* themselves (for :data:`HEAVY_USE` of their
+    requests or prompts), as many heavy users at the window-wide rate of heavy use. A template
+    that many send now and then can still be one that only a script sends most of the time.
+    """
     out = np.zeros(len(rows))
     if not which.any():
         return out
-    n_units = len(np.unique(inputs.units))
-    rate = entity_units(inputs.incidence, inputs.units) / max(n_units, 1)
+    inc = inputs.incidence
+    n_units = max(len(np.unique(inputs.units)), 1)
     sel = np.flatnonzero(which)
-    k = rows["units"].to_numpy()[sel]
-    n = farm_units.reindex(rows["farm"].to_numpy()[sel]).to_numpy()
-    p = np.clip(rate[rows["entity"].to_numpy()[sel]], 1e-12, 1.0)
-    tail = stats.binom.sf(k - 1, n, p)
-    out[sel] = -np.log10(np.maximum(tail, 1e-300))
+    farm = rows["farm"].to_numpy()[sel]
+    entity = rows["entity"].to_numpy()[sel]
+    n = farm_units.reindex(farm).to_numpy()
+    rate = entity_units(inc, inputs.units) / n_units
+    p = rate[entity]
+    if inputs.prompts is not None and inputs.prompts.sum() > 0:
+        sent = np.bincount(inc.entity, weights=inc.volume * inputs.prompts[inc.account])
+        share = np.clip(sent / inputs.prompts.sum(), 0.0, 1.0)
+        members = inputs.labels >= 0
+        mean_prompts = np.bincount(
+            inputs.labels[members], weights=inputs.prompts[members]
+        ) / np.bincount(inputs.labels[members])
+        p = np.maximum(
+            p, -np.expm1(mean_prompts[farm] * np.log1p(-np.minimum(share[entity], 1 - 1e-12)))
+        )
+    out[sel] = binomial_surprise(rows["units"].to_numpy()[sel], n, p)
+    heavy_rows = np.isin(inc.entity, np.unique(entity)) & (inc.volume >= HEAVY_USE)
+    heavy_rate = entity_units(inc.without(~heavy_rows), inputs.units) / n_units
+    picked = rows.iloc[sel]
+    heavy = picked[picked["volume"].to_numpy() >= HEAVY_USE]
+    k_heavy = (
+        heavy.groupby(["farm", "entity"])["unit"]
+        .nunique()
+        .reindex(pd.MultiIndex.from_arrays([farm, entity]), fill_value=0)
+    ).to_numpy()
+    heavy_surprise = binomial_surprise(k_heavy, n, heavy_rate[entity])
+    uses_heavily = picked["volume"].to_numpy() >= HEAVY_USE
+    out[sel] = np.maximum(out[sel], np.where(uses_heavily, heavy_surprise, 0.0))
     return out
 
 
@@ -232,7 +289,9 @@ def member_channels(inputs: FarmInputs, rows: pd.DataFrame, params: RiskParams) 
     """Channel strengths per account (0 outside farms), plus raw timing and burst figures.
 
     rows: output of :func:`entity_sharing`. Columns: the :data:`CHANNELS`, ``coactivity``
-    (mean cosine with peers), ``burst_peers`` (peers signed up within the burst window),
+    (mean cosine with peers), ``chance`` (what chance gives it, see
+    :func:`~sentra_graph.risk.timing.peer_chance`), ``burst_peers`` (peers signed up within the
+    burst window),
     ``reach`` (how many peers its evidence ties it to, see :func:`_reach`).
     """
     n = len(inputs.labels)
@@ -244,8 +303,8 @@ def member_channels(inputs: FarmInputs, rows: pd.DataFrame, params: RiskParams) 
     template = _per_account(rows, "template", n, "sum")
     markers_part, marked_peers = _marker_sharing(inputs, params.template_min_share)
     coactivity = peer_coactivity(inputs.vectors, labels, inputs.units)
-    base = inputs.baseline
-    timing = np.clip((coactivity - base) / max(1.0 - base, 1e-9) / SYNC_FULL, 0.0, 1.0)
+    chance = peer_chance(inputs.vectors, labels, inputs.units, inputs.baseline)
+    timing = np.clip(excess_cosine(coactivity, chance) / SYNC_FULL, 0.0, 1.0)
     burst_peers = signup_peers(
         inputs.created, labels, inputs.units, params.signup_burst_minutes * 60.0
     )
@@ -275,6 +334,7 @@ def member_channels(inputs: FarmInputs, rows: pd.DataFrame, params: RiskParams) 
             "timing": timing,
             "signup": signup,
             "coactivity": coactivity,
+            "chance": chance,
             "burst_peers": burst_peers,
         }
     )

@@ -36,7 +36,8 @@ class ReasonInputs:
     rows: shared-entity rows (:func:`~sentra_graph.risk.evidence.entity_sharing`);
     channels: member channels; templates: per-account template features; farms: per-farm
     scores (index = farm label); template_markers: marker rates per template id (index);
-    n_requests, created: per account; baseline: chance co-activity; bin_minutes,
+    n_requests, created: per account; baseline: the window's chance co-activity (members' own
+    chance levels are in ``channels``); bin_minutes,
     burst_minutes: the time windows used.
     """
 
@@ -94,6 +95,7 @@ class Explainer:
         self.key = inputs.incidence.entity_key
         self.ch = {c: inputs.channels[c].to_numpy() for c in CHANNELS}
         self.coactivity = inputs.channels["coactivity"].to_numpy()
+        self.chance = inputs.channels["chance"].to_numpy()
         self.burst = inputs.channels["burst_peers"].to_numpy()
         self.rates = inputs.templates[list(_RATE_COLUMNS)].to_numpy()
         self.parts = {
@@ -159,7 +161,7 @@ class Explainer:
                     ch["timing"],
                     f"active in the same {self.inputs.bin_minutes:g}-minute windows as the "
                     f"{noun} (co-activity {self.coactivity[a]:.2f}, "
-                    f"{self.inputs.baseline:.2f} by chance)",
+                    f"{self.chance[a]:.2f} by chance)",
                 )
             )
         if ch["signup"] >= MIN_CHANNEL:
@@ -265,7 +267,7 @@ class Explainer:
             "timing": {
                 "bin_minutes": inputs.bin_minutes,
                 "coactivity": round(float(self.coactivity[members].mean()), 3),
-                "baseline": round(inputs.baseline, 3),
+                "baseline": round(float(self.chance[members].mean()), 3) if len(members) else 0.0,
                 "sync_score": round(float(farm["timing"]), 3),
             },
             "signup_burst": {

@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-__all__ = ["peer_coactivity", "signup_peers", "unit_groups"]
+from sentra_graph.cluster.lockstep import activity_density, chance_cosine
+
+__all__ = ["peer_chance", "peer_coactivity", "signup_peers", "unit_groups"]
 
 
 def unit_groups(labels: np.ndarray, units: np.ndarray) -> np.ndarray:
@@ -68,6 +70,41 @@ def peer_coactivity(
     peers[members] = farm_active[labels[members]] - unit_active[by_unit[members]]
     out = np.divide(dots, peers, out=np.zeros(len(labels)), where=(peers > 0) & (active > 0))
     return np.clip(out, 0.0, 1.0)
+
+
+def peer_chance(
+    vectors: sparse.csr_matrix, labels: np.ndarray, units: np.ndarray, base: float
+) -> np.ndarray:
+    """Co-activity each farm member would show with its active peers by chance.
+
+    ``base`` (the window's mean cosine of two accounts), or more for busy accounts:
+    ``sqrt(d_a) * mean(sqrt(d_b))`` over its active peers, d being the share of bins an account
+    is active in (see :func:`~sentra_graph.cluster.lockstep.chance_cosine`).
+
+    >>> v = sparse.csr_matrix(np.array([[1.0, 1.0, 0, 0], [1.0, 1.0, 0, 0], [0, 0, 0, 1.0]]))
+    >>> peer_chance(v, np.array([0, 0, 0]), np.arange(3), 0.1).round(2).tolist()
+    [0.43, 0.43, 0.35]
+    """
+    root = np.sqrt(activity_density(vectors))
+    members = labels >= 0
+    out = np.full(len(labels), float(base))
+    if not members.any():
+        return out
+    by_unit = unit_groups(labels, units)
+    active = (root > 0).astype(np.float64)
+    farm_root = np.bincount(labels[members], weights=root[members])
+    unit_root = np.bincount(by_unit[members], weights=root[members])
+    farm_active = np.bincount(labels[members], weights=active[members])
+    unit_active = np.bincount(by_unit[members], weights=active[members])
+    peers = farm_active[labels[members]] - unit_active[by_unit[members]]
+    peer_root = np.divide(
+        farm_root[labels[members]] - unit_root[by_unit[members]],
+        peers,
+        out=np.zeros(int(members.sum())),
+        where=peers > 0,
+    )
+    out[members] = chance_cosine(root[members], peer_root, base)
+    return out
 
 
 def _within(keys: np.ndarray, window: float) -> np.ndarray:
