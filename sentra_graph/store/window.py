@@ -7,14 +7,12 @@ PostgreSQL is read through ADBC straight into Arrow (3.4 M rows/s measured, agai
 from __future__ import annotations
 
 import datetime as dt
-import io
 from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
 from sentra_graph.store import schema as t
@@ -217,32 +215,28 @@ class WindowMixin(StoreCore):
             conn.execute(stmt, rows)
 
     def _pg_set_template_ids(self, assigned: pd.DataFrame) -> None:
-        """COPY straight into ``request_templates``; should any be stored already (only a
-        caller outside the run lock could do that), through a staging table instead."""
-        from psycopg.errors import UniqueViolation
+        """Binary COPY straight into ``request_templates`` (ADBC); should any be stored
+        already (only a caller outside the run lock could do that), through a temporary table
+        and ``ON CONFLICT DO NOTHING`` instead."""
+        import adbc_driver_manager
+        import adbc_driver_postgresql.dbapi as adbc
 
-        data = _template_csv(assigned)
-        with self.begin() as conn:
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            with raw.cursor() as cur:
-                cur.execute("SET LOCAL TIME ZONE 'UTC'")
-                try:
-                    with raw.transaction(), cur.copy(f"COPY request_templates {_TPL_COPY}") as cp:
-                        cp.write(data)
-                    return
-                except UniqueViolation:
-                    pass
-                cur.execute(
-                    "CREATE TEMP TABLE _tpl (ts timestamptz, request_id text, template_id integer)"
-                    " ON COMMIT DROP"
-                )
-                with cur.copy(f"COPY _tpl {_TPL_COPY}") as cp:
-                    cp.write(data)
-                cur.execute(
-                    "INSERT INTO request_templates SELECT ts, request_id, template_id FROM _tpl "
-                    "ON CONFLICT DO NOTHING"
-                )
+        table = _template_table(assigned)
+        with adbc.connect(self.libpq_url) as conn, conn.cursor() as cur:
+            try:
+                cur.adbc_ingest("request_templates", table, mode="append")
+                conn.commit()
+                return
+            except adbc_driver_manager.IntegrityError as error:
+                if getattr(error, "sqlstate", None) != _UNIQUE_VIOLATION:
+                    raise
+                conn.rollback()
+            cur.adbc_ingest("_tpl", table, mode="create", temporary=True)
+            cur.execute(
+                "INSERT INTO request_templates (ts, request_id, template_id) "
+                "SELECT ts, request_id, template_id FROM _tpl ON CONFLICT DO NOTHING"
+            )
+            conn.commit()
 
 
 _ACCOUNTS_SQL = (
@@ -267,22 +261,18 @@ _PENDING_SQL = (
 )
 """The window's requests without a template (an anti-join bounded to the window on both
 sides)."""
-_TPL_COPY = "(ts, request_id, template_id) FROM STDIN (FORMAT csv)"
+_UNIQUE_VIOLATION = "23505"
 
 
-def _template_csv(assigned: pd.DataFrame) -> bytes:
-    """``assigned`` as CSV for COPY, ts as naive UTC (the writing transaction is in UTC)."""
-    ts = pa.array(pd.to_datetime(assigned["ts"], utc=True), from_pandas=True)
-    table = pa.table(
+def _template_table(assigned: pd.DataFrame) -> pa.Table:
+    """``assigned`` as Arrow with the types of ``request_templates`` (for a binary COPY)."""
+    return pa.table(
         {
-            "ts": pc.cast(ts, pa.timestamp("us")),
-            "request_id": pa.array(assigned["request_id"], pa.string(), from_pandas=True),
-            "template_id": pa.array(assigned["template_id"], pa.int32(), from_pandas=True),
+            "ts": pc.cast(pa.array(assigned["ts"], from_pandas=True), pa.timestamp("us", "UTC")),
+            "request_id": pc.cast(pa.array(assigned["request_id"], from_pandas=True), pa.string()),
+            "template_id": pc.cast(pa.array(assigned["template_id"]), pa.int32()),
         }
     )
-    buffer = io.BytesIO()
-    pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
-    return buffer.getvalue()
 
 
 def _encode_repeated(batch: pa.RecordBatch) -> pa.RecordBatch:
