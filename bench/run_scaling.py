@@ -1,11 +1,13 @@
 """Run time and peak memory of one detection run on PostgreSQL, beside the bare window read.
 
 For each size: generate a scenario, load it into a scratch PostgreSQL database, then in fresh
-child processes time (a) the fastest bare read of the same window (ADBC -> Arrow), (b) a cold
-`run_detection`, which also fits the template model and featurises every request of the window
-(a one-time cost: each request is featurised once, ever), and (c) a warm run, as every later
-scheduled run is (only requests that arrived since the last run are featurised; here none).
-Peak RSS is each child's maxrss.
+child processes time (a) the fastest bare read of the window's request columns as stored
+(ADBC -> Arrow -> pandas, no template ids), (b) a cold `run_detection`, which also fits the
+template model and featurises every request of the window (a one-time cost: each request is
+featurised once, ever), and (c) a warm run, as every later scheduled run is (only requests that
+arrived since the last run are featurised; here none). Peak RSS is each child's maxrss; CPU is
+the child's own (user + system, all its threads; the database server's work is not in it); the
+1-minute load average is printed at each child's start and end (the machine may be shared).
 
     python bench/run_scaling.py                       # 20k/1M and 100k/5M
     python bench/run_scaling.py --sizes 20000:1000000
@@ -25,7 +27,7 @@ import sqlalchemy as sa
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 CHILD = r"""
-import datetime as dt, json, resource, sys, time
+import datetime as dt, json, os, resource, sys, time
 from sentra_graph.config import load_settings
 from sentra_graph.pipeline import resolve_window, run_detection
 from sentra_graph.store import open_store
@@ -34,9 +36,10 @@ url, mode = sys.argv[1], sys.argv[2]
 store = open_store(url)
 settings = load_settings(database_url=url)
 start, end = resolve_window(store, settings.window_days, None)
-t0 = time.perf_counter()
+load = os.getloadavg()[0]
+t0, c0 = time.perf_counter(), time.process_time()
 if mode == "bare":
-    cols = ", ".join(WINDOW_REQUEST_COLUMNS)
+    cols = ", ".join(c for c in WINDOW_REQUEST_COLUMNS if c != "template_id")
     frame = store._adbc_frame(f"SELECT {cols} FROM requests WHERE ts >= :start AND ts < :end",
                               {"start": start, "end": end})
     out = {"rows": len(frame)}
@@ -45,6 +48,8 @@ else:
     out = {"timings": summary.timings, "accounts": summary.n_accounts,
            "clusters": summary.n_clusters, "decisions": summary.decisions}
 out["seconds"] = time.perf_counter() - t0
+out["cpu_s"] = time.process_time() - c0
+out["load"] = [round(load, 2), round(os.getloadavg()[0], 2)]
 out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(out))
 """
@@ -109,13 +114,16 @@ def measure(n_accounts: int, n_requests: int, seed: int, keep: bool) -> dict:
             "ingest_s": round(loaded, 1),
             "bare_read_s": round(bare["seconds"], 2),
             "run_s": round(run["seconds"], 2),
+            "run_cpu_s": round(run["cpu_s"], 1),
             "ratio": round(run["seconds"] / bare["seconds"], 1),
             "peak_rss_mb": round(run["peak_rss_mb"]),
             "stages": run["timings"],
             "cold_run_s": round(cold["seconds"], 2),
+            "cold_cpu_s": round(cold["cpu_s"], 1),
             "cold_peak_rss_mb": round(cold["peak_rss_mb"]),
             "cold_stages": cold["timings"],
             "decisions": run["decisions"],
+            "load": {"bare": bare["load"], "cold": cold["load"], "warm": run["load"]},
         }
     finally:
         if not keep:
@@ -140,14 +148,15 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(
-        "\n| accounts | requests | bare read (s) | warm run (s) | warm / bare | peak RSS (MB) "
-        "| cold run (s) | cold peak RSS (MB) |"
+        "\n| accounts | requests | bare read (s) | warm run (s) | warm CPU (s) | warm / bare "
+        "| peak RSS (MB) | cold run (s) | cold CPU (s) | cold peak RSS (MB) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['accounts']:,} | {r['requests']:,} | {r['bare_read_s']} | {r['run_s']} "
-            f"| {r['ratio']} | {r['peak_rss_mb']} | {r['cold_run_s']} | {r['cold_peak_rss_mb']} |"
+            f"| {r['run_cpu_s']} | {r['ratio']} | {r['peak_rss_mb']} | {r['cold_run_s']} "
+            f"| {r['cold_cpu_s']} | {r['cold_peak_rss_mb']} |"
         )
 
 

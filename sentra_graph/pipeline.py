@@ -11,10 +11,14 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sentra_graph.config import Settings, get_settings
 from sentra_graph.detect import DetectContext, Detection, detect
@@ -91,16 +95,25 @@ class _Stages:
 
 def assign_templates(
     store: Store,
+    requests: pd.DataFrame,
     start: dt.datetime,
     end: dt.datetime,
     params: EngineParams,
     progress: Callable[[str], None] | None = None,
 ) -> int:
-    """Give every window request without one its prompt template (each request once, ever).
+    """Give the window's requests without one their prompt template (each request once, ever).
 
-    Fits the template model on a bounded sample the first time, then reuses the saved model.
-    Returns how many requests were assigned.
+    ``requests`` is the window as :meth:`~sentra_graph.store.Store.read_window` returns it;
+    its missing ``template_id`` s are filled in place. Fits the template model on a bounded
+    sample the first time, then reuses the saved model. Prompts are streamed only over the
+    time range of the requests without a template (after the first run, the newest ones),
+    and each batch is written by a worker thread while the next one is assigned: the write is
+    mostly the database's work, so Python and the database each keep a core busy. Returns how
+    many requests were assigned.
     """
+    pending = requests["template_id"].isna().to_numpy()
+    if not pending.any():
+        return 0
     model = _saved_template_model(store)
     if model is None:
         sample = store.sample_prompts(start, end, params.templates.sample_size)
@@ -108,16 +121,55 @@ def assign_templates(
             sample["prompt"], sample["prompt_embedding"], params.templates, params.seed
         )
         store.save_model(TEMPLATE_MODEL_NAME, model.to_bytes(), {"sample": len(sample)})
-    done = 0
-    for batch in store.iter_pending_prompts(start, end, params.templates.batch_size):
-        ids = model.assign(batch["prompt"], batch["prompt_embedding"])
-        store.set_template_ids(
-            pd.DataFrame({"request_id": batch["request_id"], "template_id": ids})
-        )
-        done += len(batch)
-        if progress:
-            progress(f"templates: {done} requests assigned")
-    return done
+    times = requests.loc[pending, "ts"]
+    lo = max(start, times.min().to_pydatetime())
+    hi = min(end, times.max().to_pydatetime() + _WINDOW_EPSILON)
+    ids: list[pa.Array] = []
+    templates: list[np.ndarray] = []
+    with ThreadPoolExecutor(1, thread_name_prefix="template-writer") as writer:
+        written: Future[None] | None = None
+        for batch in store.iter_pending_prompts(lo, hi, params.templates.batch_size):
+            assigned = pd.DataFrame(
+                {
+                    "request_id": batch["request_id"],
+                    "ts": batch["ts"],
+                    "template_id": model.assign(batch["prompt"], batch["prompt_embedding"]),
+                }
+            )
+            del batch
+            if written is not None:
+                written.result()  # at most one batch waits to be written
+            written = writer.submit(store.set_template_ids, assigned)
+            ids.append(_arrow_text(assigned["request_id"]))
+            templates.append(assigned["template_id"].to_numpy())
+            if progress:
+                progress(f"templates: {sum(len(i) for i in ids)} requests assigned")
+        if written is not None:
+            written.result()
+    _fill_templates(requests, ids, templates)
+    return sum(len(i) for i in ids)
+
+
+def _fill_templates(
+    requests: pd.DataFrame, ids: list[pa.Array], templates: list[np.ndarray]
+) -> None:
+    """Write assigned template ids into the window's rows of the same request_id."""
+    if not ids:
+        return
+    where = pc.index_in(_arrow_text(requests["request_id"]), value_set=pa.concat_arrays(ids))
+    found = where.is_valid().to_numpy(zero_copy_only=False)
+    rows = where.to_numpy(zero_copy_only=False)[found].astype(np.int64)
+    column = requests["template_id"].to_numpy(dtype=np.float64, copy=True)
+    column[found] = np.concatenate(templates)[rows]
+    requests["template_id"] = column
+
+
+def _arrow_text(values: pd.Series) -> pa.Array:
+    """A text column as one Arrow large_string array."""
+    array = pa.array(values, from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.cast(pa.large_string())
 
 
 def _saved_template_model(store: Store) -> TemplateModel | None:
@@ -177,11 +229,12 @@ def _run_locked(
     store.start_run(run_id, start, end, recorded)
     stages = _Stages(callback)
     try:
-        with stages.stage("templates"):
-            assign_templates(store, start, end, params, callback)
         with stages.stage("read"):
             accounts, requests = store.read_window(start, end)
             context = _context(store, settings, params, end)
+        with stages.stage("templates"):
+            assign_templates(store, requests, start, end, params, callback)
+            del requests["request_id"]
         with stages.stage("detect"):
             detection = detect(accounts, requests, context, params, progress=callback)
         with stages.stage("write"):

@@ -210,9 +210,11 @@ def write_farm_run(store: Store) -> FarmRun:
     """Write the accounts, requests and a published run with farms F1 and F2 into ``store``."""
     accounts, ids = build_accounts()
     requests = build_requests(ids)
+    templates = requests.loc[requests["template_id"].notna(), ["ts", "request_id", "template_id"]]
     with store.begin() as conn:
         conn.execute(t.accounts.insert(), _records(accounts))
-        conn.execute(t.requests.insert(), _records(requests))
+        conn.execute(t.requests.insert(), _records(requests.drop(columns="template_id")))
+        conn.execute(t.request_templates.insert(), _records(templates))
     store.start_run(RUN_ID, WINDOW_START, WINDOW_END, {"seed": 0})
     store.write_results(RUN_ID, *build_results(ids))
     store.publish_run(

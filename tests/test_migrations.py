@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,3 +78,40 @@ def test_upgrading_a_store_with_requests_records_their_time_range(empty_store: S
                 )
             ).scalar_one()
         assert method == "brin"
+
+
+def _downgrade(store: Store, revision: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def test_template_ids_move_to_their_own_table_and_back(empty_store: Store) -> None:
+    _upgrade(empty_store, "0003")
+    ts = dt.datetime(2026, 1, 5, 8, 30, 0, 250_000, tzinfo=dt.UTC)
+    insert = sa.text(
+        "INSERT INTO requests (request_id, ts, account_id, ip, template_id) "
+        "VALUES (:rid, :ts, 'a', '10.0.0.1', :tid)"
+    )
+    with empty_store.begin() as conn:
+        conn.execute(
+            insert, [{"rid": "r1", "ts": ts, "tid": 4}, {"rid": "r2", "ts": ts, "tid": None}]
+        )
+    empty_store.init()
+    with empty_store.connect() as conn:
+        moved = conn.execute(sa.select(t.request_templates)).all()
+        columns = [c["name"] for c in sa.inspect(conn).get_columns("requests")]
+    assert [(row.request_id, row.template_id) for row in moved] == [("r1", 4)]
+    assert "template_id" not in columns
+    _, window = empty_store.read_window(ts, ts + dt.timedelta(seconds=1))
+    templates = window.set_index("request_id")["template_id"]
+    assert templates["r1"] == 4 and math.isnan(templates["r2"])
+
+    _downgrade(empty_store, "0003")
+    with empty_store.connect() as conn:
+        back = conn.execute(
+            sa.text("SELECT request_id, template_id FROM requests ORDER BY 1")
+        ).all()
+    assert [tuple(row) for row in back] == [("r1", 4), ("r2", None)]

@@ -8,6 +8,7 @@ import pytest
 from sentra_graph import pipeline
 from sentra_graph.config import load_settings
 from sentra_graph.ingest import ingest_frame
+from sentra_graph.params import EngineParams
 from sentra_graph.pipeline import RunAlreadyInProgress, run_detection
 from sentra_graph.store import RUN_FAILED, Store
 from sentra_graph.synth import Scenario, generate
@@ -106,3 +107,44 @@ def test_runs_never_overlap(store: Store, scenario: Scenario) -> None:
         with pytest.raises(RunAlreadyInProgress):
             run_detection(store, _settings(store))
     assert store.latest_published_run() is None
+
+
+def test_templates_filled_in_the_window_are_the_stored_ones(
+    store: Store, scenario: Scenario
+) -> None:
+    _load(store, scenario)
+    start, end = pipeline.resolve_window(store, 7, scenario.window_end)
+    _, window = store.read_window(start, end)
+    assert window["template_id"].isna().all()
+    assigned = pipeline.assign_templates(store, window, start, end, EngineParams())
+    assert assigned == len(window)
+    _, stored = store.read_window(start, end)
+    filled = window.set_index("request_id")["template_id"]
+    pd.testing.assert_series_equal(
+        filled.sort_index(), stored.set_index("request_id")["template_id"].sort_index()
+    )
+    assert store.count_pending_prompts(start, end) == 0
+    assert pipeline.assign_templates(store, stored, start, end, EngineParams()) == 0
+
+
+def test_the_next_run_assigns_new_and_late_requests_and_keeps_the_rest(
+    store: Store, scenario: Scenario
+) -> None:
+    requests = scenario.requests
+    later = requests["ts"] >= requests["ts"].quantile(0.9)
+    late = requests[~later].sample(40, random_state=0)  # older requests that arrive late
+    first = requests[~later].drop(late.index)
+    ingest_frame(store, "accounts", scenario.accounts)
+    ingest_frame(store, "requests", first)
+    summary = run_detection(store, _settings(store), window_end=scenario.window_end)
+    _, window = store.read_window(summary.window_start, summary.window_end)
+    before = window.set_index("request_id")["template_id"]
+    assert before.notna().all()
+
+    ingest_frame(store, "requests", pd.concat([requests[later], late]))
+    again = run_detection(store, _settings(store), window_end=scenario.window_end)
+    assert store.count_pending_prompts(again.window_start, again.window_end) == 0
+    _, window = store.read_window(again.window_start, again.window_end)
+    after = window.set_index("request_id")["template_id"]
+    assert after.notna().all() and len(after) == len(before) + later.sum() + len(late)
+    pd.testing.assert_series_equal(after[before.index], before)

@@ -53,9 +53,27 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return None if value is None else value.astimezone(dt.UTC)
 
 
+_TEMPLATED = t.requests.outerjoin(
+    t.request_templates,
+    sa.and_(
+        t.request_templates.c.ts == t.requests.c.ts,
+        t.request_templates.c.request_id == t.requests.c.request_id,
+    ),
+)
+"""Requests with their template (NULL while none is assigned): select request columns
+from this with :func:`_request_column`."""
+
+
+def _request_column(name: str) -> sa.ColumnElement:
+    """A column of :data:`_TEMPLATED`: ``template_id`` from ``request_templates``."""
+    return t.request_templates.c.template_id if name == "template_id" else t.requests.c[name]
+
+
 def _column(table: sa.Table, name: str, allowed: tuple[str, ...]) -> sa.ColumnElement:
     if name not in allowed:
         raise ValueError(f"column must be one of {allowed}, found {name!r}")
+    if table is t.requests and name == "template_id":
+        return _request_column(name)
     if table is t.requests and name == "device":
         missing = sa.literal("-", sa.Text)
         return (
@@ -108,10 +126,10 @@ class ExploreMixin(StoreCore):
         """
         r = t.requests
         columns = EXPLORE_REQUEST_COLUMNS + (["prompt"] if with_prompt else [])
-        selected = [r.c[name] for name in columns]
+        selected = sa.select(*(_request_column(name) for name in columns)).select_from(_TEMPLATED)
         frame = self._frame(
             (
-                _in_window(sa.select(*selected).where(r.c.account_id.in_(chunk)), start, end)
+                _in_window(selected.where(r.c.account_id.in_(chunk)), start, end)
                 for chunk in _chunks(account_ids)
             ),
             columns,
@@ -138,19 +156,22 @@ class ExploreMixin(StoreCore):
         if account_ids is None and template_ids is None:
             raise ValueError("give account_ids, template_ids or both")
         r = t.requests
+        template = _request_column("template_id")
         rank = (
             sa.func.row_number()
-            .over(partition_by=r.c.template_id, order_by=(r.c.ts, r.c.request_id))
+            .over(partition_by=template, order_by=(r.c.ts, r.c.request_id))
             .label("rank")
         )
         columns = ["template_id", "ts", "account_id", "request_id", "prompt", "markers"]
         base = _in_window(
-            sa.select(*(r.c[name] for name in columns), rank).where(r.c.prompt.is_not(None)),
+            sa.select(*(_request_column(name) for name in columns), rank)
+            .select_from(_TEMPLATED)
+            .where(r.c.prompt.is_not(None)),
             start,
             end,
         )
         if template_ids is not None:
-            base = base.where(r.c.template_id.in_([int(v) for v in template_ids]))
+            base = base.where(template.in_([int(v) for v in template_ids]))
 
         def ranked(query: sa.Select) -> sa.Select:
             inner = query.subquery()
@@ -201,7 +222,9 @@ class ExploreMixin(StoreCore):
                     col,
                     sa.func.count(sa.distinct(r.c.account_id)),
                     sa.func.count(),
-                ).where(col.in_(chunk)),
+                )
+                .select_from(_TEMPLATED)
+                .where(col.in_(chunk)),
                 start,
                 end,
             ).group_by(col)
@@ -224,7 +247,9 @@ class ExploreMixin(StoreCore):
         col = _column(r, column, REQUEST_ENTITY_COLUMNS)
         queries = (
             _in_window(
-                sa.select(col, r.c.account_id, sa.func.count()).where(col.in_(chunk)),
+                sa.select(col, r.c.account_id, sa.func.count())
+                .select_from(_TEMPLATED)
+                .where(col.in_(chunk)),
                 start,
                 end,
             ).group_by(col, r.c.account_id)

@@ -63,8 +63,6 @@ requests = Table(
     Column("status", Integer),
     # derived: bit flags of prompt markers (see sentra_graph.features.markers), set at ingest
     Column("markers", SmallInteger, nullable=False, server_default=text("0")),
-    # derived: prompt-template cluster, assigned once by the featurize stage (NULL = not yet)
-    Column("template_id", Integer),
     # BRIN on PostgreSQL: rows arrive in about time order, so a few pages per block range
     # serve the window scans at next to no cost per insert (a B-tree on SQLite).
     Index("ix_requests_ts", "ts", postgresql_using="brin"),
@@ -78,6 +76,18 @@ request_extent = Table(
     Column("id", Integer, primary_key=True),
     Column("oldest", TS, nullable=False),
     Column("newest", TS, nullable=False),
+)
+
+# derived: each request's prompt-template cluster, assigned once by the featurize stage (a
+# request without a row here is not assigned yet). A narrow table of its own, appended to by
+# COPY, instead of an UPDATE of every request; keyed by (ts, request_id) so that reads join it
+# within a window's ts range.
+request_templates = Table(
+    "request_templates",
+    metadata,
+    Column("ts", TS, primary_key=True),
+    Column("request_id", ID_TEXT, primary_key=True),  # compared as in ``requests``
+    Column("template_id", Integer, nullable=False),
 )
 
 runs = Table(
