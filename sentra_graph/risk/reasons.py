@@ -37,8 +37,7 @@ class ReasonInputs:
     channels: member channels; templates: per-account template features; farms: per-farm
     scores (index = farm label); template_markers: marker rates per template id (index);
     n_requests, created: per account; baseline: the window's chance co-activity (members' own
-    chance levels are in ``channels``); bin_minutes,
-    burst_minutes: the time windows used.
+    chance levels are in ``channels``); bin_minutes, burst_minutes: the time windows used.
     """
 
     incidence: Incidence
