@@ -183,7 +183,8 @@ class Explainer:
         marked = min(rate / MARKER_FULL, 1.0)
         if signature is not None and signature["rank"] >= max(share, marked):
             return (
-                f"uses template T{self.key[int(signature['entity'])]}, like "
+                f"uses template T{self.key[int(signature['entity'])]} "
+                f"({_pct(signature['volume'])} of its prompts), like "
                 f"{_pct(signature['coverage'])} of the {noun} ({_pct(signature['exclusivity'])} "
                 "of that template's users are members)"
             )
