@@ -12,6 +12,7 @@ import pytest
 from sentra_graph.detect import DECISIONS, DetectContext, Detection, detect
 from sentra_graph.features.behaviour import NO_PROMPT, NO_TEMPLATE
 from sentra_graph.features.markers import COT, TOOL
+from sentra_graph.features.skeletons import SKELETON_ID_OFFSET
 from sentra_graph.params import EngineParams, RiskParams
 
 END = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
@@ -359,3 +360,40 @@ def test_a_class_signing_up_together_on_campus_is_not_a_farm() -> None:
     d = by_kind(w, detect(accounts, requests, context()))
     assert not (d.loc[d["kind"] == "campus", "decision"] == "block").any()
     assert (d.loc[d["kind"] == "farm", "decision"] == "block").all()
+
+
+def _card_cell(size: int, wrapper: int | None) -> Window:
+    """The base window plus ``size`` accounts in no org sharing one card, each on its own home
+    line at its own times; ``wrapper``: a prompt skeleton they send 60% of their prompts in."""
+    w = build_window()
+    rng = w.rng
+    for i in range(size):
+        a = f"cell-{i}"
+        w.account(a, "cell", END - dt.timedelta(days=float(rng.uniform(30, 200))), card="card-x")
+        w.traffic(
+            a,
+            w.random_times(int(rng.integers(30, 60))),
+            [f"198.19.{i}.1"],
+            str(rng.choice(COMMON_TLS)),
+            [str(rng.choice(COMMON_UA))],
+            (wrapper, 0.6) if wrapper is not None else (0, 0.2),
+            (COT, 0.03),
+        )
+    return w
+
+
+def test_a_small_cell_sharing_a_card_and_a_prompt_skeleton_is_blocked() -> None:
+    skeleton = SKELETON_ID_OFFSET + 12345
+    w = _card_cell(8, skeleton)
+    d = by_kind(w, detect(*w.frames(), context())).set_index("account_id")
+    cell = d[d["kind"] == "cell"]
+    assert (cell["decision"] == "block").all(), cell["score"]
+    assert any(f"T{skeleton}" in line for line in cell["reasons"].iloc[0])
+    # the card alone is one signal
+    w = _card_cell(8, None)
+    d = by_kind(w, detect(*w.frames(), context()))
+    assert not (d.loc[d["kind"] == "cell", "decision"] == "block").any()
+    # a household of four with the same two signals is a family, not a farm
+    w = _card_cell(4, skeleton)
+    d = by_kind(w, detect(*w.frames(), context()))
+    assert not (d.loc[d["kind"] == "cell", "decision"] == "block").any()

@@ -155,8 +155,8 @@ def _surprise(
     org units using the entity if each unit picked it independently at its window-wide rate
     (or, for farms of busy accounts, at the rate an account sending the farm's mean number of
     prompts uses it: ``1 - (1 - q) ** m`` for a template holding a share ``q`` of all
-    prompts), and, for the members that use it *heavily* themselves (for :data:`HEAVY_USE` of their
-    requests or prompts), as many heavy users at the window-wide rate of heavy use. A template
+    prompts), and, for the members that use it *heavily* themselves (for :data:`HEAVY_USE`
+    of their prompts), as many heavy users at the window-wide rate of heavy use. A template
     that many send now and then can still be one that only a script sends most of the time.
     """
     out = np.zeros(len(rows))
@@ -170,8 +170,13 @@ def _surprise(
     n = farm_units.reindex(farm).to_numpy()
     rate = entity_units(inc, inputs.units) / n_units
     p = rate[entity]
+    used = np.isin(inc.entity, np.unique(entity))
     if inputs.prompts is not None and inputs.prompts.sum() > 0:
-        sent = np.bincount(inc.entity, weights=inc.volume * inputs.prompts[inc.account])
+        sent = np.bincount(
+            inc.entity[used],
+            weights=inc.volume[used] * inputs.prompts[inc.account[used]],
+            minlength=inc.n_entities,
+        )
         share = np.clip(sent / inputs.prompts.sum(), 0.0, 1.0)
         members = inputs.labels >= 0
         mean_prompts = np.bincount(
@@ -181,7 +186,7 @@ def _surprise(
             p, -np.expm1(mean_prompts[farm] * np.log1p(-np.minimum(share[entity], 1 - 1e-12)))
         )
     out[sel] = binomial_surprise(rows["units"].to_numpy()[sel], n, p)
-    heavy_rows = np.isin(inc.entity, np.unique(entity)) & (inc.volume >= HEAVY_USE)
+    heavy_rows = used & (inc.volume >= HEAVY_USE)
     heavy_rate = entity_units(inc.without(~heavy_rows), inputs.units) / n_units
     picked = rows.iloc[sel]
     heavy = picked[picked["volume"].to_numpy() >= HEAVY_USE]
@@ -291,8 +296,7 @@ def member_channels(inputs: FarmInputs, rows: pd.DataFrame, params: RiskParams) 
     rows: output of :func:`entity_sharing`. Columns: the :data:`CHANNELS`, ``coactivity``
     (mean cosine with peers), ``chance`` (what chance gives it, see
     :func:`~sentra_graph.risk.timing.peer_chance`), ``burst_peers`` (peers signed up within the
-    burst window),
-    ``reach`` (how many peers its evidence ties it to, see :func:`_reach`).
+    burst window), ``reach`` (how many peers its evidence ties it to, see :func:`_reach`).
     """
     n = len(inputs.labels)
     labels = inputs.labels

@@ -37,8 +37,7 @@ class ReasonInputs:
     channels: member channels; templates: per-account template features; farms: per-farm
     scores (index = farm label); template_markers: marker rates per template id (index);
     n_requests, created: per account; baseline: the window's chance co-activity (members' own
-    chance levels are in ``channels``); bin_minutes,
-    burst_minutes: the time windows used.
+    chance levels are in ``channels``); bin_minutes, burst_minutes: the time windows used.
     """
 
     incidence: Incidence
@@ -184,7 +183,8 @@ class Explainer:
         marked = min(rate / MARKER_FULL, 1.0)
         if signature is not None and signature["rank"] >= max(share, marked):
             return (
-                f"uses template T{self.key[int(signature['entity'])]}, like "
+                f"uses template T{self.key[int(signature['entity'])]} "
+                f"({_pct(signature['volume'])} of its prompts), like "
                 f"{_pct(signature['coverage'])} of the {noun} ({_pct(signature['exclusivity'])} "
                 "of that template's users are members)"
             )
