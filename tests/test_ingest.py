@@ -445,3 +445,27 @@ def test_requests_repeated_across_chunks_loaded_side_by_side_count_once(store: S
     assert (summary.loaded, summary.duplicates) == (40, 40)
     assert sorted(_stored(store, t.requests)["request_id"]) == sorted(f"r{i}" for i in ids)
     assert sorted(_stored(store, t.accounts)["account_id"]) == [f"acct{i}" for i in range(7)]
+
+
+def test_the_first_occurrence_wins_when_a_later_chunk_loads_first(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks load side by side on PostgreSQL: even when the chunk holding a repeat would
+    commit before the chunk holding the first occurrence, the first occurrence is stored."""
+    import time
+
+    import sentra_graph.store.bulk as bulk
+
+    original = bulk.RequestLoader.load
+
+    def first_chunk_slow(self, rows):  # type: ignore[no-untyped-def]
+        if "10.9.9.1" in set(rows["ip"]):
+            time.sleep(0.5)  # the next chunk, with the repeat, gets ahead
+        return original(self, rows)
+
+    monkeypatch.setattr(bulk.RequestLoader, "load", first_chunk_slow)
+    rows = [_request(1, ip="10.9.9.1"), _request(2), _request(1, ip="10.9.9.2"), _request(3)]
+    path = _write_jsonl(tmp_path / "requests.jsonl", rows)
+    summary = ingest_files(store, "requests", [path], None, chunk_rows=2, progress=False)
+    assert (summary.loaded, summary.duplicates) == (3, 1)
+    assert _stored(store, t.requests).set_index("request_id").loc["r1", "ip"] == "10.9.9.1"

@@ -22,6 +22,8 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
 from sentra_graph.features.markers import prompt_markers
@@ -316,6 +318,7 @@ class _Loader:
         self.known = KnownAccounts()
         self.local = threading.local()
         self.loaders: list[RequestLoader] = []
+        self.in_flight_ids: pa.Array | None = None
 
     def __enter__(self) -> _Loader:
         return self
@@ -336,12 +339,27 @@ class _Loader:
     def load(self, checked: Checked, done: Callable[[int], None]) -> None:
         while len(self.pending) >= max(self.workers, 1):
             self._finish_one()
-        if checked.rows.empty:
+        rows = checked.rows
+        if self.workers > 1 and self.kind == REQUESTS and not rows.empty:
+            rows = self._not_in_flight(rows)
+        if rows.empty:
             done(0)
         elif self.pool is None:
-            done(self._load_rows(checked.rows))
+            done(self._load_rows(rows))
         else:
-            self.pending.append((self.pool.submit(self._load_rows, checked.rows), done))
+            self.pending.append((self.pool.submit(self._load_rows, rows), done))
+
+    def _not_in_flight(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """``rows`` less the request_ids of the chunk still loading beside it (every older
+        chunk is committed: its ids make this chunk's COPY fail and take the exact path).
+        Without this, a later chunk could store a repeated id before the earlier chunk that
+        holds its first occurrence, and the first occurrence would not win."""
+        ids = pa.array(rows["request_id"], type=pa.string(), from_pandas=True)
+        previous, self.in_flight_ids = self.in_flight_ids, ids
+        if previous is None or not self.pending:
+            return rows
+        repeated = pc.is_in(ids, value_set=previous).to_numpy(zero_copy_only=False)
+        return rows[~repeated] if repeated.any() else rows
 
     def wait(self) -> None:
         while self.pending:
