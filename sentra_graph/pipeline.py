@@ -165,11 +165,12 @@ def _fill_templates(
 
 
 def _arrow_text(values: pd.Series) -> pa.Array:
-    """A text column as one Arrow large_string array."""
+    """A text column as an Arrow large_string array of its own: a copy, so that keeping it does
+    not keep alive the driver's batch it came from (prompts included)."""
     array = pa.array(values, from_pandas=True)
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    return array.cast(pa.large_string())
+    chunks = array.chunks if isinstance(array, pa.ChunkedArray) else [array]
+    empty = pa.array([], pa.large_string())
+    return pa.concat_arrays([empty, *(chunk.cast(pa.large_string()) for chunk in chunks)])
 
 
 def _saved_template_model(store: Store) -> TemplateModel | None:
