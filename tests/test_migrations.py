@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,12 +41,17 @@ def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stor
     admin.dispose()
 
 
-def _upgrade(store: Store, revision: str) -> None:
+def _migrate(store: Store, step: Callable[[Config, str], None], revision: str) -> None:
+    """Run an Alembic ``step`` (``command.upgrade`` or ``command.downgrade``) to ``revision``."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+        step(cfg, revision)
+
+
+def _upgrade(store: Store, revision: str) -> None:
+    _migrate(store, command.upgrade, revision)
 
 
 def test_migrations_build_the_schema_the_code_declares(empty_store: Store) -> None:
@@ -81,11 +86,7 @@ def test_upgrading_a_store_with_requests_records_their_time_range(empty_store: S
 
 
 def _downgrade(store: Store, revision: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with store.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
+    _migrate(store, command.downgrade, revision)
 
 
 def test_template_ids_move_to_their_own_table_and_back(empty_store: Store) -> None:
